@@ -1,0 +1,204 @@
+"""Settings: one immutable object, the only reader of the environment and ``mloop.toml``.
+
+Precedence, highest first: keyword overrides, ``MLOOP_*`` environment variables,
+``mloop.toml`` (the file named by ``MLOOP_CONFIG``, else ``./mloop.toml``), defaults.
+
+Top-level keys map to ``MLOOP_<KEY>``; keys of a section map to
+``MLOOP_<SECTION>__<KEY>``, e.g. ``MLOOP_SERVING__MAX_BATCH_SIZE=32``.
+Build settings once at the edge (CLI entry point, ``create_app``) and pass them down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+from mloop.errors import ConfigurationError
+
+__all__ = [
+    "GatewaySettings",
+    "MonitorSettings",
+    "ServingSettings",
+    "Settings",
+    "load_settings",
+]
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How ``mloop serve`` runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_batch_size: int = 64
+    max_batch_delay_ms: float = 2.0
+    queue_limit: int = 256
+    request_timeout_s: float = 10.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    pool_max_models: int = 100
+    pool_memory_mb: float = 2048.0
+    cache_size: int = 10_000
+    cache_ttl_s: float = 300.0
+    auth: str = "auto"  # "auto": required unless bound to loopback; "on"; "off"
+    alias_poll_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """How predictions are logged and watched."""
+
+    sample_rate: float = 1.0
+    window: str = "1h"
+    spool_flush_ms: float = 20.0
+    webhook_url: str = ""
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Where the LLM gateway finds its deployments and routes."""
+
+    config: str = ""
+    host: str = "127.0.0.1"
+    port: int = 4000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything mloop reads from its environment, immutable once built."""
+
+    home: Path = Path(".mloop")
+    database_url: str = ""
+    artifacts_url: str = ""
+    redis_url: str = ""
+    log_level: str = "INFO"
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).expanduser().resolve()
+        object.__setattr__(self, "home", home)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{home / 'mloop.db'}")
+        if not self.artifacts_url:
+            object.__setattr__(self, "artifacts_url", (home / "artifacts").as_uri())
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when metadata lives in the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some top-level fields replaced."""
+        return dataclasses.replace(self, **overrides)
+
+
+_T = TypeVar("_T")
+
+
+def _coerce(value: Any, to: Any, key: str) -> Any:
+    if to is Path:
+        return Path(str(value))
+    if to is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigurationError(f"Setting {key}={value!r} is not a boolean; use true or false.")
+    if to in (int, float, str):
+        try:
+            return to(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"Setting {key}={value!r} is not a valid {to.__name__}."
+            ) from None
+    return value
+
+
+def _build(cls: type[_T], values: Mapping[str, Any], prefix: str) -> _T:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown setting(s) {sorted(unknown)} in [{prefix or 'top level'}]; "
+            f"known: {sorted(known - {'raw'})}."
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    top: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("MLOOP_") or name == "MLOOP_CONFIG":
+            continue
+        key = name[len("MLOOP_") :].lower()
+        if "__" in key:
+            section, sub = key.split("__", 1)
+            top.setdefault(section, {})[sub] = value
+        else:
+            top[key] = value
+    return top
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "serving": ServingSettings,
+    "monitor": MonitorSettings,
+    "gateway": GatewaySettings,
+}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build ``Settings`` from ``mloop.toml``, ``MLOOP_*`` variables and overrides."""
+    env = os.environ if env is None else env
+    path = Path(config_file or env.get("MLOOP_CONFIG") or "mloop.toml")
+    file_values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+    elif config_file or env.get("MLOOP_CONFIG"):
+        raise ConfigurationError(f"Config file {path} does not exist.")
+    values = _merge(_merge(file_values, _env_values(env)), overrides)
+    # Tables that belong to other areas (routes, deployments, pipelines, alerts…)
+    # stay available raw; only known scalar keys and sections become typed.
+    top_fields = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS) - {"raw"}
+    kwargs: dict[str, Any] = {}
+    for key in top_fields & set(values):
+        kwargs[key] = values[key]
+    for name, cls in _SECTIONS.items():
+        section = values.get(name)
+        if isinstance(section, Mapping):
+            kwargs[name] = _build(cls, section, f"{name}.")
+        elif section is not None and not dataclasses.is_dataclass(section):
+            raise ConfigurationError(f"[{name}] must be a table of settings.")
+        elif section is not None:
+            kwargs[name] = section
+    typed = _build(Settings, kwargs, "")
+    return dataclasses.replace(typed, raw=file_values)
