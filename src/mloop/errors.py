@@ -32,8 +32,8 @@ from typing import Any, ClassVar, Literal
 ErrorType = Literal["user_fixable", "operator_fixable", "retryable", "fatal"]
 
 __all__ = [
-    "Conflict",
     "ConfigurationError",
+    "Conflict",
     "DeadlineExceeded",
     "ErrorType",
     "FatalError",

@@ -1,0 +1,8 @@
+"""The model registry: versions, aliases, lineage, and loading."""
+
+from mloop.registry._model_version import ModelVersion, RegisteredModel
+from mloop.registry._predictor import Predictor
+from mloop.registry._refs import ModelRef, parse_ref
+from mloop.registry._registry import Registry
+
+__all__ = ["ModelRef", "ModelVersion", "Predictor", "RegisteredModel", "Registry", "parse_ref"]
