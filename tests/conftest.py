@@ -18,7 +18,9 @@ from mloop.config import Settings, load_settings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-POSTGRES_URL = os.environ.get("MLOOP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/")
+POSTGRES_URL = os.environ.get(
+    "MLOOP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/"
+)
 REDIS_URL = os.environ.get("MLOOP_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 

@@ -1,0 +1,96 @@
+"""The ``mloop`` entry point: builds settings once, wires sub-commands, turns errors into one line."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from mloop.cli._context import CliState
+from mloop.cli._models import alias_app, models_app, predict, register
+from mloop.config import load_settings
+from mloop.errors import MloopError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mloop",
+    help="Register, serve, monitor, retrain and roll out ML models; front LLM APIs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(help="mloop home folder (default ./.mloop or MLOOP_HOME).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="mloop.toml to read.")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks on errors.")] = False,
+) -> None:
+    overrides = {} if home is None else {"home": home}
+    ctx.obj = CliState(load_settings(config_file=config, **overrides), debug=debug)
+
+
+@app.command()
+def version() -> None:
+    """Print mloop's version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("mloop"))
+
+
+app.add_typer(models_app, name="models")
+app.add_typer(alias_app, name="alias")
+app.command("register")(register)
+app.command("predict")(predict)
+
+_EXIT_CODES = {"user_fixable": 2, "operator_fixable": 3, "retryable": 4, "fatal": 1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; print one actionable line per error (tracebacks only with --debug)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="mloop", standalone_mode=False)
+    except click.exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except MloopError as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {exc.message}", err=True)
+        return _EXIT_CODES[exc.type]
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: say so in one line, keep the traceback behind --debug
+        if debug:
+            traceback.print_exc()
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback "
+            "and please report it)",
+            err=True,
+        )
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())

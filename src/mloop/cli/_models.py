@@ -1,0 +1,264 @@
+"""``mloop models``, ``mloop alias``, ``mloop register`` and ``mloop predict``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mloop.cli._context import state
+from mloop.errors import InvalidInput
+
+__all__ = ["alias_app", "models_app", "predict", "register"]
+
+console = Console()
+models_app = typer.Typer(help="List, inspect and delete registered models.", no_args_is_help=True)
+alias_app = typer.Typer(
+    help="Move, remove and audit aliases such as 'production'.", no_args_is_help=True
+)
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+
+
+@models_app.command("list")
+def list_models(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every registered model with its latest version and aliases."""
+    found = state(ctx).registry.list_models()
+    if as_json:
+        rows = [
+            {"name": m.name, "latest_version": m.latest_version, "aliases": dict(m.aliases)}
+            for m in found
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not found:
+        console.print("No models registered yet. Try: mloop demo")
+        return
+    table = Table("model", "latest", "aliases", "created")
+    for m in found:
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))
+        table.add_row(m.name, str(m.latest_version or "-"), aliases, _when(m.created_at))
+    console.print(table)
+
+
+@models_app.command("show")
+def show_model(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Versions, aliases, metrics and lineage of one model."""
+    versions = state(ctx).registry.versions(name)
+    if as_json:
+        typer.echo(json.dumps([v.summary() for v in versions], indent=2, default=str))
+        return
+    table = Table("version", "aliases", "flavor", "task", "metrics", "created", "by", title=name)
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            ", ".join(v.aliases),
+            v.flavor,
+            v.task,
+            _metrics(dict(v.metrics)),
+            _when(v.created_at),
+            v.created_by,
+        )
+    console.print(table)
+    latest = versions[-1]
+    lineage = dict(latest.lineage)
+    console.print(f"[bold]Lineage of {latest.ref}[/bold]")
+    for key in ("training_rows", "training_data_sha256", "git_commit", "python"):
+        if lineage.get(key) is not None:
+            console.print(f"  {key}: {lineage[key]}")
+    libs = lineage.get("libraries") or {}
+    if libs:
+        console.print("  libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))
+    if latest.schema is not None:
+        cols = ", ".join(f"{c.name}:{c.dtype}" for c in latest.schema.columns)
+        console.print(f"  contract: {cols}")
+    if latest.classes:
+        console.print(f"  classes: {', '.join(map(str, latest.classes))}")
+
+
+@models_app.command("delete")
+def delete_version(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to delete.")],
+) -> None:
+    """Delete one version (refused while an alias points at it)."""
+    state(ctx).registry.delete_version(name, version)
+    console.print(f"Deleted {name}:{version}.")
+
+
+@alias_app.command("set")
+def set_alias(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias, e.g. production.")],
+    version: Annotated[int, typer.Argument(help="Version the alias points at.")],
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+) -> None:
+    """Point NAME@ALIAS at VERSION (atomic, audited)."""
+    previous = state(ctx).registry.set_alias(name, alias, version, reason=reason)
+    was = f" (was {previous})" if previous is not None else ""
+    console.print(f"{name}@{alias} → {version}{was}")
+
+
+@alias_app.command("rm")
+def remove_alias(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias to remove.")],
+) -> None:
+    """Remove NAME@ALIAS."""
+    previous = state(ctx).registry.remove_alias(name, alias)
+    console.print(f"Removed {name}@{alias} (was {previous}).")
+
+
+@alias_app.command("history")
+def alias_history(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+) -> None:
+    """The audit trail of a model: registrations, alias moves, deletions."""
+    table = Table("when", "actor", "action", "details", title=f"history of {name}")
+    for event in state(ctx).registry.history(name):
+        table.add_row(
+            _when(event["at"]), event["actor"], event["action"], json.dumps(event["details"])
+        )
+    console.print(table)
+
+
+def _read_training(path: Path | None, target: str | None) -> tuple[Any, Any]:
+    if path is None:
+        return None, None
+    from mloop.cli._io import read_chunks
+
+    frame = pd.concat(list(read_chunks(path, 100_000)), ignore_index=True)
+    if target is None:
+        return frame, None
+    if target not in frame.columns:
+        raise InvalidInput(
+            f"--target {target!r} is not a column of {path}; columns: {', '.join(frame.columns)}."
+        )
+    return frame.drop(columns=[target]), frame[target].to_numpy()
+
+
+def register(
+    ctx: typer.Context,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Model file (.skops, .onnx, .json, .txt, .pkl) or MLflow model folder."
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
+    training_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV/Parquet/JSONL the model was trained on (gives the contract and profile)."
+        ),
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Label column in --training-data.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    flavor: Annotated[
+        str | None, typer.Option(help="Force a flavor instead of detecting it.")
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            help="Allow pickle/joblib files (unpickling runs code: only for files you trust)."
+        ),
+    ] = False,
+) -> None:
+    """Register a model file or an MLflow model folder as a new version."""
+    from mloop.flavors import load_artifact
+
+    tags = dict(item.split("=", 1) for item in (tag or []) if "=" in item)
+    model = load_artifact(path, trust=trust)
+    frame, y = _read_training(training_data, target)
+    mv = state(ctx).registry.register(
+        model,
+        name,
+        training_data=frame,
+        target=y,
+        alias=alias,
+        tags=tags,
+        flavor=flavor,
+        trust=trust,
+        lineage={"source": str(path)},
+    )
+    at = f" and {name}@{alias}" if alias else ""
+    console.print(f"Registered {mv.ref} ({mv.flavor}, {mv.task}){at}.")
+
+
+def predict(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="name, name@alias or name:version")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV, Parquet or JSONL file.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where predictions go (.parquet, .csv, .jsonl).")
+    ],
+    batch_size: Annotated[int, typer.Option(help="Rows per predict call.")] = 10_000,
+    keep_columns: Annotated[
+        bool, typer.Option(help="Copy the input columns to the output.")
+    ] = False,
+) -> None:
+    """Batch-score a file with a registered model, with a progress bar."""
+    from mloop.cli._io import TableWriter, count_rows, read_chunks
+
+    predictor = state(ctx).registry.load(ref)
+    total = count_rows(input)
+    writer = TableWriter(output)
+    done = 0
+    columns = [
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("predict", total=total)
+        for chunk in read_chunks(input, batch_size):
+            try:
+                predictions = predictor.predict(chunk)
+            except InvalidInput as exc:
+                exc.message = f"Rows {done}..{done + len(chunk) - 1}: {exc.message}"
+                exc.args = (exc.message,)
+                raise
+            out = _predictions_frame(predictions)
+            if keep_columns:
+                out = pd.concat([chunk.reset_index(drop=True), out], axis=1)
+            writer.write(out)
+            done += len(chunk)
+            progress.update(task, advance=len(chunk))
+    writer.close()
+    console.print(f"Wrote {done} predictions of {predictor.version.ref} to {output}.")
+
+
+def _predictions_frame(predictions: Any) -> pd.DataFrame:
+    if predictions.task == "regression":
+        return pd.DataFrame({"prediction": predictions.values})
+    frame = pd.DataFrame({"label": predictions.labels})
+    if predictions.probabilities is not None:
+        for i, cls in enumerate(predictions.classes):
+            frame[f"proba_{cls}"] = predictions.probabilities[:, i]
+    return frame
