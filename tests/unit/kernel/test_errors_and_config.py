@@ -63,7 +63,7 @@ def test_settings_precedence_file_then_env_then_overrides(tmp_path: Path) -> Non
 
 
 def test_bad_settings_are_operator_errors_naming_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="serving.port"):
+    with pytest.raises(ConfigurationError, match=r"serving\.port"):
         load_settings(env={"MLOOP_SERVING__PORT": "eighty"}, home=tmp_path)
     with pytest.raises(ConfigurationError, match="nope"):
         load_settings(env={"MLOOP_SERVING__NOPE": "1"}, home=tmp_path)
