@@ -1,0 +1,94 @@
+"""Compaction: move spooled records into the log store, exactly once, then drop old segments.
+
+Any process may compact (the server in the background, the CLI before it reads);
+an ``flock`` per writer folder keeps two compactors apart. Compaction reads only
+whole frames, so it can run while the owning writer keeps appending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mloop.monitor._logstore import LogStore
+from mloop.monitor._spool import (
+    SpoolPosition,
+    list_segments,
+    read_frames,
+    segment_path,
+    spool_writers,
+)
+
+__all__ = ["compact_stream"]
+
+_MAX_RECORDS = 20_000
+
+
+@contextlib.contextmanager
+def _compact_lock(writer: Path) -> Iterator[None]:
+    with open(writer / "COMPACT.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _decode(payloads: list[bytes]) -> list[dict[str, Any]]:
+    return [orjson.loads(p) for p in payloads]
+
+
+def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
+    """Compact one writer folder; return the number of records stored."""
+    stored = 0
+    with _compact_lock(writer):
+        cp = store.load_checkpoint(stream, writer)
+        if cp.pending is not None:
+            start, end = cp.pending
+            frames = list(read_frames(segment_path(writer, start.segment), start.offset, end))
+            store.commit(stream, writer, _decode([p for _e, p in frames]), start, end)
+            stored += len(frames)
+        position = store.load_checkpoint(stream, writer).position
+        while True:
+            segments = list_segments(writer)
+            if not segments:
+                break
+            if position.segment not in segments:
+                later = [s for s in segments if s > position.segment]
+                if not later:
+                    break
+                position = SpoolPosition(later[0], 0)
+                store.advance(stream, writer, position)
+            frames = []
+            for item in read_frames(segment_path(writer, position.segment), position.offset):
+                frames.append(item)
+                if len(frames) >= _MAX_RECORDS:
+                    break
+            if frames:
+                end = frames[-1][0]
+                store.commit(stream, writer, _decode([p for _e, p in frames]), position, end)
+                stored += len(frames)
+                position = SpoolPosition(position.segment, end)
+                continue
+            later = [s for s in segments if s > position.segment]
+            if not later:
+                break
+            # The writer rolled to a new segment, so this one is complete and stored.
+            position = SpoolPosition(later[0], 0)
+            store.advance(stream, writer, position)
+        for segment in list_segments(writer)[:-1]:
+            if segment < position.segment:
+                segment_path(writer, segment).unlink(missing_ok=True)
+    return stored
+
+
+def compact_stream(store: LogStore, spool_root: Path, stream: str) -> int:
+    """Compact every writer folder of ``stream`` under ``spool_root``."""
+    return sum(
+        compact_writer(store, stream, writer) for writer in spool_writers(spool_root / stream)
+    )

@@ -1,0 +1,249 @@
+"""The prediction log's front end: non-blocking submit, a writer thread, durability acks.
+
+mloop's own group-commit writer. ``submit`` appends the record to an in-memory
+buffer under a lock and returns; one background thread takes everything buffered,
+encodes it, appends it to the spool and fsyncs once per batch. While one fsync
+runs the next batch accumulates, so under load the fsync cost is shared by many
+records and every record is on disk within about ``spool_flush_ms``. Callers that
+need "acknowledged means on disk" wait with ``wait_durable`` or ``await durable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mloop.config import Settings
+from mloop.errors import DeadlineExceeded, InvalidInput, Overloaded
+from mloop.monitor._spool import Spool
+
+__all__ = ["DurableLog", "PredictionLog", "sampled"]
+
+_log = logging.getLogger("mloop.monitor")
+
+_REQUIRED = ("request_id", "model", "version", "inputs", "outputs")
+
+
+def sampled(request_id: str, rate: float) -> bool:
+    """Deterministic sampling: the same request id is always in or always out."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    return zlib.crc32(request_id.encode()) / 4294967296.0 < rate
+
+
+class DurableLog:
+    """Records appended to a local spool by a background group-commit writer thread."""
+
+    stream = "records"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        directory: Path | None = None,
+        max_pending: int = 200_000,
+        max_batch: int = 8192,
+    ) -> None:
+        self.settings = settings
+        self.flush_s = max(settings.monitor.spool_flush_ms, 0.0) / 1000.0
+        self.max_pending = max_pending
+        self.max_batch = max_batch
+        self.stream_dir = directory or settings.home / "spool" / self.stream
+        self.spool = Spool.claim(self.stream_dir)
+        self._cond = threading.Condition()
+        self._buffer: list[Mapping[str, Any]] = []
+        self._submitted = 0  # sequence number of the last submitted record
+        self._durable = 0  # sequence number of the last record on disk
+        self._pending_ids: dict[str, int] = {}
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._closed = False
+        self._error: BaseException | None = None
+        self.dropped = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"mloop-{self.stream}-writer", daemon=True
+        )
+        self._thread.start()
+
+    # --- producer side ---------------------------------------------------------------
+
+    def _append(self, record: Mapping[str, Any], key: str | None) -> int:
+        with self._cond:
+            if self._closed:
+                raise InvalidInput(f"The {self.stream} log is closed; no more records accepted.")
+            if len(self._buffer) >= self.max_pending:
+                self.dropped += 1
+                raise Overloaded(
+                    f"The {self.stream} log has {len(self._buffer)} records waiting for disk; "
+                    "retry shortly.",
+                    retry_after=max(self.flush_s, 0.05) * 5,
+                )
+            self._submitted += 1
+            seq = self._submitted
+            self._buffer.append(record)
+            if key is not None:
+                self._pending_ids[key] = seq
+            if len(self._buffer) == 1:
+                self._cond.notify_all()
+            return seq
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Block until every record submitted so far is on disk."""
+        with self._cond:
+            target = self._submitted
+        self._wait_seq(target, timeout)
+
+    def wait_durable(self, request_id: str | None = None, timeout: float | None = 30.0) -> None:
+        """Block until ``request_id`` (or everything submitted so far) is on disk."""
+        if request_id is None:
+            self.flush(timeout)
+            return
+        with self._cond:
+            target = self._pending_ids.get(request_id, 0)
+        self._wait_seq(target, timeout)
+
+    async def durable(self, request_ids: str | Iterable[str] | None = None) -> None:
+        """Wait, without blocking the event loop, until the records are on disk."""
+        with self._cond:
+            if request_ids is None:
+                target = self._submitted
+            else:
+                ids = [request_ids] if isinstance(request_ids, str) else list(request_ids)
+                target = max((self._pending_ids.get(i, 0) for i in ids), default=0)
+            self._raise_if_failed()
+            if target <= self._durable:
+                return
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((target, loop, future))
+        await future
+
+    def _wait_seq(self, target: int, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._durable < target:
+                self._raise_if_failed()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise DeadlineExceeded(
+                        f"{self.stream} records were not on disk within {timeout} s."
+                    )
+                self._cond.wait(remaining)
+            self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise OSError(f"The {self.stream} spool writer failed: {self._error}") from self._error
+
+    # --- writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_sync = 0.0
+        # Cap the fsync rate at ~10 per flush interval; group commit does the rest.
+        min_gap = self.flush_s / 10.0
+        while True:
+            with self._cond:
+                while not self._buffer and not self._closed:
+                    self._cond.wait()
+                if not self._buffer and self._closed:
+                    return
+            gap = min_gap - (time.monotonic() - last_sync)
+            if gap > 0:
+                time.sleep(gap)
+            with self._cond:
+                batch = self._buffer[: self.max_batch]
+                del self._buffer[: self.max_batch]
+                end_seq = self._durable + len(batch)
+            try:
+                payloads = [self._encode(r) for r in batch]
+                self.spool.append([p for p in payloads if p is not None])
+            except BaseException as exc:  # a full disk must not hang callers forever
+                _log.exception("%s spool append failed", self.stream)
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                self._resolve(end_seq, exc)
+                return
+            last_sync = time.monotonic()
+            with self._cond:
+                self._durable = end_seq
+                if self._pending_ids:
+                    self._pending_ids = {k: s for k, s in self._pending_ids.items() if s > end_seq}
+                self._cond.notify_all()
+            self._resolve(end_seq, None)
+
+    def _encode(self, record: Mapping[str, Any]) -> bytes | None:
+        try:
+            return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:
+            _log.warning("dropping a %s record that is not JSON-serialisable", self.stream)
+            self.dropped += 1
+            return None
+
+    def _resolve(self, durable: int, error: BaseException | None) -> None:
+        with self._cond:
+            ready = [w for w in self._waiters if w[0] <= durable or error is not None]
+            self._waiters = [w for w in self._waiters if w not in ready]
+        for _seq, loop, future in ready:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write everything buffered, stop the writer thread and release the spool."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.spool.close()
+
+    def __enter__(self) -> DurableLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(OSError(f"spool writer failed: {error}"))
+
+
+class PredictionLog(DurableLog):
+    """The durable log serving hands every prediction to (the ``prediction_sink``)."""
+
+    stream = "predictions"
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.sample_rate = settings.monitor.sample_rate
+
+    def submit(self, record: Mapping[str, Any]) -> bool:
+        """Queue one request's record (all rows); return False if sampling skipped it.
+
+        Non-blocking and thread-safe. Raises ``Overloaded`` when the disk cannot keep up.
+        """
+        missing = [k for k in _REQUIRED if k not in record]
+        if missing:
+            raise InvalidInput(
+                f"Prediction record lacks {missing}; expected keys request_id, ts, model, "
+                "version, inputs, outputs, latency_ms, entity_keys."
+            )
+        request_id = str(record["request_id"])
+        if not sampled(request_id, self.sample_rate):
+            return False
+        self._append(record, request_id)
+        return True

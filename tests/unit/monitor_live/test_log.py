@@ -1,0 +1,111 @@
+"""PredictionLog: non-blocking submit, durability waits, sampling, compaction exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from mloop.config import Settings
+from mloop.errors import InvalidInput
+from mloop.monitor._compact import compact_stream
+from mloop.monitor._log import PredictionLog, sampled
+from mloop.monitor._logstore import ParquetLogStore
+from mloop.monitor._spool import list_segments, read_frames, segment_path
+
+from ._records import record
+
+
+def test_flush_makes_every_submitted_record_durable(settings: Settings) -> None:
+    log = PredictionLog(settings)
+    for i in range(500):
+        assert log.submit(record(i))
+    log.flush()
+    writer = log.spool.directory
+    frames = [p for s in list_segments(writer) for _e, p in read_frames(segment_path(writer, s))]
+    log.close()
+    assert len(frames) == 500
+
+
+def test_wait_durable_by_request_id_and_async_durable(settings: Settings) -> None:
+    with PredictionLog(settings) as log:
+        log.submit(record(1))
+        log.wait_durable("req-1")
+        log.wait_durable("never-submitted")  # nothing pending: returns at once
+
+        async def go() -> None:
+            log.submit(record(2))
+            log.submit(record(3))
+            await log.durable(["req-2", "req-3"])
+            await log.durable()
+
+        asyncio.run(go())
+
+
+def test_sampling_is_deterministic_per_request_id(settings: Settings) -> None:
+    half = dataclasses.replace(
+        settings, monitor=dataclasses.replace(settings.monitor, sample_rate=0.5)
+    )
+    with PredictionLog(half) as log:
+        kept = [log.submit(record(i)) for i in range(2000)]
+    assert 800 < sum(kept) < 1200
+    assert all(sampled(f"req-{i}", 0.5) == k for i, k in enumerate(kept))
+
+
+def test_record_without_required_keys_is_rejected(settings: Settings) -> None:
+    with PredictionLog(settings) as log, pytest.raises(InvalidInput, match="request_id"):
+        log.submit({"model": "churn"})
+
+
+def test_compaction_stores_each_row_once_and_drops_old_segments(settings: Settings) -> None:
+    log = PredictionLog(settings)
+    log.spool.segment_bytes = 4096  # force several segments
+    for i in range(300):
+        log.submit(record(i, rows=2))
+        if i % 50 == 0:
+            log.flush()
+    log.flush()
+    store = ParquetLogStore(settings.home)
+    root = settings.home / "spool"
+    assert compact_stream(store, root, "predictions") == 300
+    assert compact_stream(store, root, "predictions") == 0  # nothing new: nothing repeated
+    for i in range(300, 310):
+        log.submit(record(i))
+    log.close()
+    assert compact_stream(store, root, "predictions") == 10
+    frame = store.predictions("churn", 0, 2e9)
+    assert len(frame) == 610
+    assert not frame.duplicated(["request_id", "row"]).any()
+    assert len(list_segments(log.spool.directory)) == 1
+    files = list((settings.home / "predictions" / "model=churn").glob("date=*/part-*.parquet"))
+    assert files
+
+
+def test_crash_between_parquet_write_and_checkpoint_does_not_duplicate(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with PredictionLog(settings) as log:
+        for i in range(20):
+            log.submit(record(i))
+    store = ParquetLogStore(settings.home)
+    real_save = store._save
+    seen_intent = {"yes": False}
+
+    def crash_on_final_checkpoint(writer: Path, position: object, pending: object) -> None:
+        if pending is None and seen_intent["yes"]:
+            raise RuntimeError("simulated crash after the files were written")
+        seen_intent["yes"] = pending is not None
+        real_save(writer, position, pending)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_save", crash_on_final_checkpoint)
+    with pytest.raises(RuntimeError, match="simulated"):
+        compact_stream(store, settings.home / "spool", "predictions")
+    monkeypatch.setattr(store, "_save", real_save)
+    with PredictionLog(settings) as log:  # more records arrive before the retry
+        for i in range(20, 25):
+            log.submit(record(i))
+    compact_stream(store, settings.home / "spool", "predictions")
+    frame = store.predictions("churn", 0, 2e9)
+    assert sorted(frame["request_id"]) == sorted(f"req-{i}" for i in range(25))
