@@ -1,0 +1,81 @@
+"""``mloop gateway ...``: serve the LLM gateway, check its configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mloop.config import load_settings
+from mloop.errors import MloopError
+
+__all__ = ["gateway_app"]
+
+gateway_app = typer.Typer(
+    name="gateway",
+    help="The LLM gateway: OpenAI-compatible proxy with rate-limit scheduling and fallbacks.",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="gateway.toml with [[deployments]] and [routes.*]."),
+]
+
+
+@gateway_app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Serve /v1/chat/completions, /v1/models, /v1/jobs and /metrics."""
+    import uvicorn
+
+    from mloop.gateway import create_app, load_config
+
+    try:
+        settings = load_settings()
+        gateway_config = load_config(config, settings)
+    except MloopError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    app = create_app(gateway_config, settings)
+    uvicorn.run(
+        app,
+        host=host or settings.gateway.host,
+        port=port or settings.gateway.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@gateway_app.command()
+def check(config: ConfigOption = None) -> None:
+    """Validate the configuration and print each route's fallback chain."""
+    from mloop.gateway import load_config
+
+    try:
+        gateway_config = load_config(config, load_settings())
+    except MloopError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    for name, route in sorted(gateway_config.routes.items()):
+        steps = []
+        for dep in route.chain:
+            d = gateway_config.deployments[dep]
+            version = route.template_for(dep).version
+            steps.append(
+                f"{dep} ({d.provider}:{d.model}, rpm={d.rpm}, tpm={d.tpm}, template={version})"
+            )
+        typer.echo(f"{name}: " + " -> ".join(steps))
+
+
+def main() -> None:
+    """Run the gateway CLI on its own (``python -m mloop.cli._gateway``)."""
+    gateway_app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The LLM gateway: turn provider rate limits into scheduling, not outages.
+
+Point any OpenAI client at ``mloop gateway serve``, or use ``Client`` in-process.
+A route name (``model``) maps to a fallback chain of deployments; a scheduler
+admits calls only when each deployment's quota can take them, by priority.
+"""
+
+from mloop.gateway._app import create_app, error_body
+from mloop.gateway._client import Client
+from mloop.gateway._config import (
+    Deployment,
+    GatewayConfig,
+    PromptTemplate,
+    Route,
+    load_config,
+    parse_config,
+)
+from mloop.gateway._gateway import ChatResult, Gateway, StreamResult
+from mloop.gateway._jobs import Job, JobRunner, JobStore, SqlJobStore
+from mloop.gateway._limiter import Limiter, LocalLimiter
+from mloop.gateway._metrics import GatewayMetrics
+from mloop.gateway._scheduler import Priority
+
+__all__ = [
+    "ChatResult",
+    "Client",
+    "Deployment",
+    "Gateway",
+    "GatewayConfig",
+    "GatewayMetrics",
+    "Job",
+    "JobRunner",
+    "JobStore",
+    "Limiter",
+    "LocalLimiter",
+    "Priority",
+    "PromptTemplate",
+    "Route",
+    "SqlJobStore",
+    "StreamResult",
+    "create_app",
+    "error_body",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,171 @@
+"""The gateway's HTTP face: OpenAI-compatible chat completions, models, async jobs, metrics."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from mloop.config import Settings
+from mloop.errors import InvalidInput, MloopError
+from mloop.gateway._config import GatewayConfig
+from mloop.gateway._gateway import Gateway
+from mloop.gateway._jobs import JobRunner, JobStore, SqlJobStore
+
+__all__ = ["create_app", "error_body"]
+
+
+def error_body(exc: MloopError, request_id: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape carrying mloop's taxonomy: message, type, code, param, retryable."""
+    body = exc.to_dict(request_id)
+    body["error"].setdefault("param", None)
+    return body
+
+
+def _error_response(exc: MloopError, request_id: str) -> JSONResponse:
+    headers = {**exc.headers(), "x-request-id": request_id}
+    return JSONResponse(error_body(exc, request_id), status_code=exc.status_code, headers=headers)
+
+
+def _options(request: Request) -> tuple[str, float | None]:
+    priority = request.headers.get("x-mloop-priority", "interactive").strip().lower()
+    raw = request.headers.get("x-mloop-deadline-ms")
+    if raw is None:
+        return priority, None
+    try:
+        ms = float(raw)
+    except ValueError:
+        ms = -1.0
+    if ms <= 0:
+        raise InvalidInput(
+            f"X-Mloop-Deadline-Ms={raw!r} must be a positive number of milliseconds.",
+            param="X-Mloop-Deadline-Ms",
+        )
+    return priority, ms / 1000.0
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    return body
+
+
+def create_app(
+    config: GatewayConfig,
+    settings: Settings | None = None,
+    *,
+    gateway: Gateway | None = None,
+    job_store: JobStore | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The gateway ASGI app; jobs persist in ``<home>/gateway.db`` unless a store is given."""
+    gw = gateway or Gateway(config, transport=transport)
+    if job_store is None:
+        home = settings.home if settings is not None else Path(".mloop").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        job_store = SqlJobStore(f"sqlite:///{home / 'gateway.db'}")
+    store = job_store
+    runner_box: dict[str, JobRunner] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = JobRunner(gw, store, webhook_transport=webhook_transport)
+        runner_box["runner"] = runner
+        runner.resume()
+        try:
+            yield
+        finally:
+            await runner.aclose()
+            await gw.aclose()
+
+    app = FastAPI(title="mloop gateway", lifespan=lifespan)
+    app.state.gateway = gw
+    app.state.job_store = store
+
+    @app.exception_handler(MloopError)
+    async def _on_error(request: Request, exc: MloopError) -> JSONResponse:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        return _error_response(exc, rid)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(request: Request) -> Response:
+        body = await _json_body(request)
+        priority, deadline = _options(request)
+        if body.get("stream"):
+            started = await gw.stream(body, priority=priority, deadline_s=deadline)
+
+            async def sse() -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in started.chunks:
+                        yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                except MloopError as exc:
+                    yield b"data: " + json.dumps(error_body(exc)).encode() + b"\n\n"
+                except httpx.HTTPError as exc:
+                    err = {
+                        "error": {
+                            "message": f"upstream stream broke: {exc!r}",
+                            "type": "retryable",
+                            "code": "unavailable",
+                            "param": None,
+                        }
+                    }
+                    yield b"data: " + json.dumps(err).encode() + b"\n\n"
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(
+                sse(), media_type="text/event-stream", headers=started.headers()
+            )
+        result = await gw.chat(body, priority=priority, deadline_s=deadline)
+        return JSONResponse(result.response, headers=result.headers())
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": gw.models()}
+
+    @app.post("/v1/jobs", status_code=202)
+    async def submit_job(request: Request) -> dict[str, Any]:
+        body = await _json_body(request)
+        inner = body.get("request", body)
+        if not isinstance(inner, dict):
+            raise InvalidInput("'request' must be a chat-completions request object.")
+        _, deadline = _options(request)
+        priority = str(body.get("priority") or request.headers.get("x-mloop-priority") or "batch")
+        webhook = body.get("webhook_url")
+        if webhook is not None and not str(webhook).startswith(("http://", "https://")):
+            raise InvalidInput(f"webhook_url={webhook!r} must be an http(s) URL.")
+        if inner.get("stream"):
+            raise InvalidInput("Jobs cannot stream; drop 'stream' or call /v1/chat/completions.")
+        job = runner_box["runner"].submit(
+            inner, priority=priority, webhook_url=webhook, deadline_s=deadline
+        )
+        return job.to_dict()
+
+    @app.get("/v1/jobs/{job_id}")
+    async def get_job(job_id: str) -> dict[str, Any]:
+        return store.get(job_id).to_dict()
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        now = gw.clock.monotonic()
+        return {
+            "status": "ok",
+            "deployments": {name: b.state(now) for name, b in gw.breakers.items()},
+        }
+
+    return app

@@ -1,0 +1,461 @@
+"""The gateway: route → templated request → scheduled call → fallback, retry, metrics.
+
+Each client request becomes one scheduler ticket that keeps its rank across
+attempts. An attempt that fails with 429 re-anchors the deployment's quota and
+queues again; 5xx, timeouts and broken connections count against the
+deployment's circuit breaker and keep the request off that deployment for a
+jittered backoff; an answer that fails the route's JSON schema, or a provider
+that refuses our key, takes the deployment out of this request's chain. The
+request fails only when its deadline (or its route's timeout) passes, or every
+deployment in its chain is out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from mloop._clock import Clock, SystemClock
+from mloop.errors import (
+    ConfigurationError,
+    InvalidInput,
+    MloopError,
+    Overloaded,
+    Unavailable,
+)
+from mloop.gateway._adapters import adapter_for
+from mloop.gateway._backoff import backoff_delay
+from mloop.gateway._breaker import CircuitBreaker
+from mloop.gateway._config import Deployment, GatewayConfig, Route
+from mloop.gateway._headers import parse_observation
+from mloop.gateway._limiter import Limiter, LocalLimiter
+from mloop.gateway._metrics import GatewayMetrics
+from mloop.gateway._scheduler import PRIORITIES, Candidate, Grant, Priority, Scheduler, Ticket
+from mloop.gateway._schema import schema_errors
+from mloop.gateway._tokens import estimate_prompt_tokens, text_tokens
+
+__all__ = ["ChatResult", "Gateway", "StreamResult"]
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One answered request: the OpenAI-shaped response and how it was served."""
+
+    response: dict[str, Any]
+    deployment: str
+    template_version: str
+    attempts: int
+    waited_s: float
+
+    def headers(self) -> dict[str, str]:
+        """Response headers telling the client which deployment and template answered."""
+        return {
+            "x-mloop-deployment": self.deployment,
+            "x-mloop-template-version": self.template_version,
+            "x-mloop-attempts": str(self.attempts),
+        }
+
+
+@dataclass
+class StreamResult:
+    """A started stream: OpenAI chunk dicts, and how the request was placed."""
+
+    chunks: AsyncIterator[dict[str, Any]]
+    deployment: str
+    template_version: str
+    attempts: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def headers(self) -> dict[str, str]:
+        """Response headers telling the client which deployment and template answered."""
+        return {
+            "x-mloop-deployment": self.deployment,
+            "x-mloop-template-version": self.template_version,
+            "x-mloop-attempts": str(self.attempts),
+        }
+
+
+def _priority(value: str) -> Priority:
+    if value not in PRIORITIES:
+        raise InvalidInput(
+            f"Priority {value!r} is not known; use one of {list(PRIORITIES)}.", param="priority"
+        )
+    return value  # type: ignore[return-value]
+
+
+class _Failure(Exception):
+    """One failed attempt, classified."""
+
+    def __init__(self, error: MloopError, *, kind: str, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.kind = kind  # "rate_limited" | "transient" | "deployment" | "user"
+        self.retry_after = retry_after
+
+
+class Gateway:
+    """Schedules chat requests onto rate-limited deployments with fallback chains."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        limiter: Limiter | None = None,
+        metrics: GatewayMetrics | None = None,
+        env: Mapping[str, str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or GatewayMetrics()
+        env = os.environ if env is None else env
+        self._keys = {
+            name: env.get(dep.api_key_env) if dep.api_key_env else None
+            for name, dep in config.deployments.items()
+        }
+        self.limiter = limiter or _default_limiter(config, self.clock)
+        self.breakers = {name: CircuitBreaker() for name in config.deployments}
+        self.scheduler = Scheduler(
+            config.deployments,
+            self.limiter,
+            self.breakers,
+            self.clock,
+            batch_aging_s=config.batch_aging_s,
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+        self._rng = rng or random.Random()
+        # Learned ratio of real prompt tokens to our estimate, per deployment.
+        self._token_ratio = {name: 1.0 for name in config.deployments}
+
+    async def aclose(self) -> None:
+        """Stop scheduling and close connections."""
+        await self.scheduler.aclose()
+        await self._http.aclose()
+        await self.limiter.aclose()
+
+    # --- public entry points -----------------------------------------------------------
+
+    async def chat(
+        self,
+        body: Mapping[str, Any],
+        *,
+        priority: str = "interactive",
+        deadline_s: float | None = None,
+    ) -> ChatResult:
+        """Answer an OpenAI-style chat request whose ``model`` is a route name."""
+        result = await self._run(body, _priority(priority), deadline_s, stream=False)
+        assert isinstance(result, ChatResult)
+        return result
+
+    async def stream(
+        self,
+        body: Mapping[str, Any],
+        *,
+        priority: str = "interactive",
+        deadline_s: float | None = None,
+    ) -> StreamResult:
+        """Start a streamed answer; fallback happens before the first chunk, never after."""
+        result = await self._run(body, _priority(priority), deadline_s, stream=True)
+        assert isinstance(result, StreamResult)
+        return result
+
+    def models(self) -> list[dict[str, Any]]:
+        """The routes, in the shape of OpenAI's ``GET /v1/models``."""
+        return [
+            {"id": name, "object": "model", "created": 0, "owned_by": "mloop"}
+            for name in sorted(self.config.routes)
+        ]
+
+    # --- the attempt loop ---------------------------------------------------------------
+
+    def _completion_tokens(self, body: Mapping[str, Any]) -> int:
+        completion = body.get("max_tokens") or body.get("max_completion_tokens")
+        if not isinstance(completion, int) or completion <= 0:
+            return self.config.default_completion_tokens
+        return completion
+
+    def _candidates(self, route: Route, body: Mapping[str, Any]) -> list[Candidate]:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidInput("The request needs a non-empty 'messages' list.", param="messages")
+        out = []
+        completion = self._completion_tokens(body)
+        for name in route.chain:
+            rendered = route.template_for(name).render(messages)
+            prompt = estimate_prompt_tokens(rendered) * self._token_ratio[name]
+            out.append(Candidate(name, int(prompt + 0.999) + completion))
+        return out
+
+    async def _run(
+        self, body: Mapping[str, Any], priority: Priority, deadline_s: float | None, stream: bool
+    ) -> ChatResult | StreamResult:
+        route = self.config.route(str(body.get("model", "")))
+        budget = route.timeout_s if deadline_s is None else min(deadline_s, route.timeout_s)
+        ticket = self.scheduler.ticket(self._candidates(route, body), priority, budget)
+        ticket.completion_tokens = self._completion_tokens(body)
+        outcome = "error"
+        try:
+            if deadline_s is not None:
+                self.scheduler.check_deadline(ticket)
+            result = await self._attempts(route, body, ticket, priority, stream)
+            outcome = "ok"
+            return result
+        except Overloaded:
+            outcome = "refused"
+            raise
+        finally:
+            self.metrics.requests.labels(route.name, priority, outcome).inc()
+
+    async def _attempts(
+        self,
+        route: Route,
+        body: Mapping[str, Any],
+        ticket: Ticket,
+        priority: Priority,
+        stream: bool,
+    ) -> ChatResult | StreamResult:
+        depth = self.metrics.queue_depth.labels(priority)
+        while True:
+            depth.inc()
+            try:
+                grant = await self.scheduler.acquire(ticket)
+            finally:
+                depth.dec()
+            self.metrics.queue_wait.labels(priority).observe(grant.waited_s)
+            ticket.attempts += 1
+            try:
+                return await self._call(route, body, ticket, grant, stream)
+            except _Failure as failure:
+                self._on_failure(route, ticket, grant, failure)
+
+    def _on_failure(self, route: Route, ticket: Ticket, grant: Grant, failure: _Failure) -> None:
+        name = grant.deployment
+        now = self.clock.monotonic()
+        ticket.last_error = failure.error
+        self.metrics.calls.labels(name, failure.kind).inc()
+        if failure.kind == "user":
+            raise failure.error
+        if failure.kind == "deployment":
+            ticket.excluded.add(name)
+        elif failure.kind == "transient":
+            ticket.avoid_until[name] = now + backoff_delay(
+                ticket.attempts, retry_after_s=failure.retry_after, rng=self._rng
+            )
+        if ticket.attempts >= route.max_attempts:
+            raise failure.error
+        if all(c.deployment in ticket.excluded for c in ticket.candidates):
+            raise failure.error
+
+    async def _call(
+        self, route: Route, body: Mapping[str, Any], ticket: Ticket, grant: Grant, stream: bool
+    ) -> ChatResult | StreamResult:
+        dep = self.config.deployments[grant.deployment]
+        template = route.template_for(dep.name)
+        payload = {**body, "messages": template.render(body["messages"])}
+        adapter = adapter_for(dep)
+        request = adapter.build(dep, payload, self._keys[dep.name])
+        started = self.clock.monotonic()
+        released = False
+
+        async def release(used_tokens: int | None, headers: Mapping[str, str], status: int) -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            now = self.clock.monotonic()
+            obs = parse_observation(
+                headers, status=status, now_wall=self.clock.now(), used_tokens=used_tokens
+            )
+            await self.limiter.observe(grant.lease, obs, now)
+            self.scheduler.forget_wait(dep.name)
+            await self.scheduler.release(grant.lease, now - started if status < 400 else None)
+            self.metrics.latency.labels(dep.name).observe(now - started)
+
+        try:
+            request.extensions["timeout"] = httpx.Timeout(dep.timeout_s, connect=5.0).as_dict()
+            response = await self._http.send(request, stream=stream)
+        except httpx.HTTPError as exc:
+            await release(None, {}, 599)
+            self.breakers[dep.name].on_failure(self.clock.monotonic())
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+            raise _Failure(
+                Unavailable(
+                    f"Deployment {dep.name!r} ({dep.base_url}) {kind}: {exc!r}.",
+                    deployment=dep.name,
+                ),
+                kind="transient",
+            ) from exc
+        if response.status_code != 200:
+            await response.aread()
+            await response.aclose()
+            await release(None, response.headers, response.status_code)
+            raise self._classify(dep, response)
+        if stream:
+            return self._start_stream(
+                route, dep, template.version, ticket, grant, response, release
+            )
+        try:
+            data = adapter.parse(dep, response.json())
+        except ValueError as exc:
+            await release(None, response.headers, 200)
+            self.breakers[dep.name].on_failure(self.clock.monotonic())
+            raise _Failure(
+                Unavailable(f"Deployment {dep.name!r} answered with invalid JSON: {exc}."),
+                kind="transient",
+            ) from exc
+        usage = data.get("usage") or {}
+        await release(int(usage.get("total_tokens", 0)) or None, response.headers, 200)
+        self.breakers[dep.name].on_success()
+        self._account(dep, ticket, usage)
+        if route.output_schema is not None:
+            self._validate(route, dep, data)
+        if dep.name != route.chain[0]:
+            self.metrics.fallbacks.labels(route.name, dep.name).inc()
+        data.setdefault("model", dep.model)
+        return ChatResult(data, dep.name, template.version, ticket.attempts, grant.waited_s)
+
+    def _start_stream(
+        self,
+        route: Route,
+        dep: Deployment,
+        version: str,
+        ticket: Ticket,
+        grant: Grant,
+        response: httpx.Response,
+        release: Any,
+    ) -> StreamResult:
+        self.breakers[dep.name].on_success()
+        if dep.name != route.chain[0]:
+            self.metrics.fallbacks.labels(route.name, dep.name).inc()
+        adapter = adapter_for(dep)
+
+        async def chunks() -> AsyncIterator[dict[str, Any]]:
+            text: list[str] = []
+            usage: Mapping[str, Any] = {}
+            try:
+                async for chunk in adapter.chunks(dep, response):
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices", []):
+                        text.append(str((choice.get("delta") or {}).get("content") or ""))
+                    yield chunk
+            finally:
+                await response.aclose()
+                if not usage:
+                    prompt = next(c.tokens for c in ticket.candidates if c.deployment == dep.name)
+                    completion = text_tokens("".join(text))
+                    usage = {"completion_tokens": completion, "total_tokens": prompt + completion}
+                await release(int(usage.get("total_tokens", 0)) or None, response.headers, 200)
+                self._account(dep, ticket, usage)
+
+        return StreamResult(chunks(), dep.name, version, ticket.attempts)
+
+    def _account(self, dep: Deployment, ticket: Ticket, usage: Mapping[str, Any]) -> None:
+        prompt = int(usage.get("prompt_tokens", 0) or 0)
+        completion = int(usage.get("completion_tokens", 0) or 0)
+        self.metrics.calls.labels(dep.name, "ok").inc()
+        self.metrics.tokens.labels(dep.name, "prompt").inc(prompt)
+        self.metrics.tokens.labels(dep.name, "completion").inc(completion)
+        self.metrics.cost.labels(dep.name).inc(dep.cost(prompt, completion))
+        if prompt:
+            estimate = next(c.tokens for c in ticket.candidates if c.deployment == dep.name)
+            # Learn how far our prompt heuristic is off for this deployment's tokenizer.
+            est_prompt = max(1.0, estimate - ticket.completion_tokens)
+            ratio = self._token_ratio[dep.name] * prompt / est_prompt
+            self._token_ratio[dep.name] = min(
+                4.0, max(0.25, 0.8 * self._token_ratio[dep.name] + 0.2 * ratio)
+            )
+
+    def _validate(self, route: Route, dep: Deployment, data: Mapping[str, Any]) -> None:
+        assert route.output_schema is not None
+        try:
+            content = data["choices"][0]["message"]["content"]
+            value = json.loads(content)
+        except (KeyError, IndexError, TypeError, ValueError):
+            problems = ["the answer is not a JSON document"]
+        else:
+            problems = schema_errors(value, route.output_schema)
+        if problems:
+            raise _Failure(
+                Unavailable(
+                    f"Deployment {dep.name!r} answered route {route.name!r} with output that "
+                    f"fails the route's schema: {'; '.join(problems[:3])}.",
+                    deployment=dep.name,
+                ),
+                kind="deployment",
+            )
+
+    def _classify(self, dep: Deployment, response: httpx.Response) -> _Failure:
+        status = response.status_code
+        detail = _provider_message(response)
+        now = self.clock.monotonic()
+        breaker = self.breakers[dep.name]
+        if status == 429:
+            self.metrics.provider_429.labels(dep.name).inc()
+            breaker.on_abandoned()
+            obs = parse_observation(response.headers, status=429, now_wall=self.clock.now())
+            return _Failure(
+                Overloaded(
+                    f"Deployment {dep.name!r} is rate limited by its provider: {detail}",
+                    retry_after=obs.retry_after_s,
+                    deployment=dep.name,
+                ),
+                kind="rate_limited",
+            )
+        if status in (408, 409) or status >= 500:
+            breaker.on_failure(now)
+            obs = parse_observation(response.headers, status=status, now_wall=self.clock.now())
+            return _Failure(
+                Unavailable(
+                    f"Deployment {dep.name!r} answered HTTP {status}: {detail}",
+                    deployment=dep.name,
+                ),
+                kind="transient",
+                retry_after=obs.retry_after_s,
+            )
+        breaker.on_abandoned()
+        if status in (400, 413, 422):
+            return _Failure(
+                InvalidInput(f"The provider rejected the request: {detail}", deployment=dep.name),
+                kind="user",
+            )
+        hint = f" Check the API key in ${dep.api_key_env}." if status in (401, 403) else ""
+        return _Failure(
+            ConfigurationError(
+                f"Deployment {dep.name!r} ({dep.base_url}, model {dep.model!r}) answered "
+                f"HTTP {status}: {detail}.{hint}",
+                deployment=dep.name,
+            ),
+            kind="deployment",
+        )
+
+
+def _provider_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+        error = data.get("error", data)
+        if isinstance(error, Mapping):
+            return str(error.get("message") or error)[:300]
+        return str(error)[:300]
+    except ValueError:
+        return response.text[:300]
+
+
+def _default_limiter(config: GatewayConfig, clock: Clock) -> Limiter:
+    if config.redis_url:
+        from mloop.gateway._redis_limiter import RedisLimiter
+
+        return RedisLimiter(config.deployments, config.redis_url, prefix=config.key_prefix)
+    return LocalLimiter(config.deployments, clock.monotonic())

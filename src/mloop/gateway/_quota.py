@@ -1,0 +1,179 @@
+"""A local copy of one deployment's provider quota: request and token buckets, in-flight calls.
+
+This is mloop's own admission algorithm. The buckets refill continuously at the
+provider's rate (limit per window) up to the burst the provider allows, and are
+charged *before* a call. Each response's ``x-ratelimit-*`` headers re-anchor the
+copy: the provider's ``remaining`` minus what was sent after that call becomes the
+level, and ``remaining + reset * rate`` reveals the burst capacity. A 429 means the
+copy drifted: it is emptied and the deployment is blocked for ``retry-after``.
+Pure: every method takes ``now``; nothing sleeps or does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Observation", "Quota", "TokenBucket"]
+
+
+@dataclass
+class TokenBucket:
+    """A continuously refilling bucket; ``capacity == 0`` means unlimited."""
+
+    capacity: float
+    rate: float
+    level: float
+    updated: float
+
+    @classmethod
+    def full(cls, capacity: float, rate: float, now: float) -> TokenBucket:
+        """A bucket that starts full."""
+        return cls(capacity=capacity, rate=rate, level=capacity, updated=now)
+
+    def refill(self, now: float) -> None:
+        """Add what the rate gave since the last update."""
+        if now > self.updated:
+            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def wait_for(self, cost: float, now: float) -> float:
+        """Seconds until ``cost`` fits (0: now). A cost above capacity fits a full bucket."""
+        if self.capacity <= 0:
+            return 0.0
+        self.refill(now)
+        need = min(cost, self.capacity)
+        if self.level >= need:
+            return 0.0
+        return (need - self.level) / self.rate if self.rate > 0 else float("inf")
+
+    def take(self, cost: float, now: float) -> None:
+        """Charge ``cost`` (may go negative: a debt that refill pays back)."""
+        if self.capacity > 0:
+            self.refill(now)
+            self.level -= cost
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one provider response said about the quota (``None``: not reported)."""
+
+    remaining_requests: float | None = None
+    remaining_tokens: float | None = None
+    limit_requests: float | None = None
+    limit_tokens: float | None = None
+    reset_requests_s: float | None = None
+    reset_tokens_s: float | None = None
+    retry_after_s: float | None = None
+    rate_limited: bool = False
+    used_tokens: int | None = None
+
+
+class Quota:
+    """One deployment's quota as this gateway believes it is."""
+
+    def __init__(
+        self,
+        *,
+        rpm: float,
+        tpm: float,
+        max_concurrency: int,
+        window_s: float,
+        request_capacity: float,
+        token_capacity: float,
+        now: float,
+    ) -> None:
+        self.window_s = window_s
+        self.max_concurrency = max_concurrency
+        self.requests = TokenBucket.full(request_capacity, rpm / window_s, now)
+        self.tokens = TokenBucket.full(token_capacity, tpm / window_s, now)
+        self.inflight = 0
+        self.blocked_until = 0.0
+        self.sent_requests = 0
+        self.sent_tokens = 0
+
+    def wait(self, tokens: int, now: float) -> tuple[float, str]:
+        """Seconds until a call of ``tokens`` may go, and what it waits on ('' if none)."""
+        if now < self.blocked_until:
+            return self.blocked_until - now, "retry_after"
+        if self.max_concurrency and self.inflight >= self.max_concurrency:
+            return float("inf"), "concurrency"
+        w_req = self.requests.wait_for(1, now)
+        w_tok = self.tokens.wait_for(tokens, now)
+        if w_req == 0 and w_tok == 0:
+            return 0.0, ""
+        return (w_req, "requests") if w_req >= w_tok else (w_tok, "tokens")
+
+    def take(self, tokens: int, now: float) -> tuple[int, int]:
+        """Charge one call; returns the send counters at this call (for later correction)."""
+        self.requests.take(1, now)
+        self.tokens.take(tokens, now)
+        self.inflight += 1
+        mark = (self.sent_requests, self.sent_tokens)
+        self.sent_requests += 1
+        self.sent_tokens += tokens
+        return mark
+
+    def release(self) -> None:
+        """A call finished; its concurrency slot is free."""
+        self.inflight = max(0, self.inflight - 1)
+
+    def observe(
+        self, obs: Observation, mark: tuple[int, int], charged_tokens: int, now: float
+    ) -> None:
+        """Re-anchor the local copy on what the provider reported for one call."""
+        sent_after_req = self.sent_requests - mark[0] - 1
+        sent_after_tok = self.sent_tokens - mark[1] - charged_tokens
+        _anchor(
+            self.requests,
+            obs.limit_requests,
+            obs.remaining_requests,
+            obs.reset_requests_s,
+            sent_after_req,
+            self.window_s,
+            now,
+        )
+        _anchor(
+            self.tokens,
+            obs.limit_tokens,
+            obs.remaining_tokens,
+            obs.reset_tokens_s,
+            sent_after_tok,
+            self.window_s,
+            now,
+        )
+        if obs.remaining_tokens is None and obs.used_tokens is not None:
+            # No header: the provider charged what it used, not what we estimated.
+            self.tokens.refill(now)
+            self.tokens.level = min(
+                self.tokens.capacity, self.tokens.level + charged_tokens - obs.used_tokens
+            )
+        if obs.rate_limited:
+            self.requests.refill(now)
+            self.requests.level = min(self.requests.level, 0.0)
+            wait = obs.retry_after_s if obs.retry_after_s is not None else 1.0
+            self.blocked_until = max(self.blocked_until, now + wait)
+
+
+def _anchor(
+    bucket: TokenBucket,
+    limit: float | None,
+    remaining: float | None,
+    reset_s: float | None,
+    sent_after: float,
+    window_s: float,
+    now: float,
+) -> None:
+    if limit is not None and limit > 0:
+        bucket.rate = limit / window_s
+        if bucket.capacity <= 0:
+            bucket.capacity = limit
+            bucket.level = limit
+            bucket.updated = now
+    if remaining is None or bucket.capacity <= 0:
+        return
+    if reset_s is not None and bucket.rate > 0:
+        learned = remaining + reset_s * bucket.rate
+        ceiling = limit if limit else float("inf")
+        bucket.capacity = max(1.0, min(ceiling, learned))
+    bucket.refill(now)
+    bucket.level = min(bucket.capacity, remaining - max(0.0, sent_after))

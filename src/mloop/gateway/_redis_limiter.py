@@ -1,0 +1,189 @@
+"""Global quotas for several gateway replicas: the same buckets as ``_quota``, in Redis.
+
+Every read-modify-write is one Lua script, so replicas never race. Time is the
+Redis server's clock (``TIME``), so replicas on different machines agree on it.
+Concurrency slots are leases in a sorted set scored by expiry: a replica that
+dies holding slots loses them after ``lease_ttl_s`` instead of leaking them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from mloop._deps import require
+from mloop.gateway._config import Deployment
+from mloop.gateway._limiter import Admission, Lease
+from mloop.gateway._quota import Observation
+
+__all__ = ["RedisLimiter"]
+
+_REFILL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local h = KEYS[1]
+if redis.call('EXISTS', h) == 0 then
+  redis.call('HSET', h, 'rl', ARGV[1], 'rc', ARGV[1], 'rr', ARGV[2], 'tl', ARGV[3],
+             'tc', ARGV[3], 'tr', ARGV[4], 'ts', now, 'bu', 0, 'sr', 0, 'st', 0)
+end
+local v = redis.call('HMGET', h, 'rl', 'rc', 'rr', 'tl', 'tc', 'tr', 'ts', 'bu', 'sr', 'st')
+local rl, rc, rr = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+local tl, tc, tr = tonumber(v[4]), tonumber(v[5]), tonumber(v[6])
+local ts, bu, sr, st = tonumber(v[7]), tonumber(v[8]), tonumber(v[9]), tonumber(v[10])
+local dt = math.max(0, now - ts)
+if rc > 0 then rl = math.min(rc, rl + dt * rr) end
+if tc > 0 then tl = math.min(tc, tl + dt * tr) end
+"""
+
+_ACQUIRE = (
+    _REFILL
+    + """
+redis.call('HSET', h, 'rl', tostring(rl), 'tl', tostring(tl), 'ts', tostring(now))
+if now < bu then return {0, tostring(bu - now), 'retry_after'} end
+local conc = tonumber(ARGV[5])
+if conc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= conc then return {0, '-1', 'concurrency'} end
+end
+local tokens = tonumber(ARGV[6])
+local wr, wt = 0, 0
+if rc > 0 and rl < 1 then
+  if rr > 0 then wr = (1 - rl) / rr else wr = 1e9 end
+end
+if tc > 0 then
+  local need = math.min(tokens, tc)
+  if tl < need then
+    if tr > 0 then wt = (need - tl) / tr else wt = 1e9 end
+  end
+end
+if wr > 0 or wt > 0 then
+  if wr >= wt then return {0, tostring(wr), 'requests'} end
+  return {0, tostring(wt), 'tokens'}
+end
+if rc > 0 then rl = rl - 1 end
+if tc > 0 then tl = tl - tokens end
+redis.call('HSET', h, 'rl', tostring(rl), 'tl', tostring(tl), 'sr', tostring(sr + 1),
+           'st', tostring(st + tokens))
+if conc > 0 then redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), ARGV[7]) end
+redis.call('PEXPIRE', h, 86400000)
+return {1, tostring(sr), tostring(st)}
+"""
+)
+
+_OBSERVE = (
+    _REFILL
+    + """
+local function num(x) if x == '' then return nil end return tonumber(x) end
+local window = tonumber(ARGV[5])
+local function anchor(level, cap, rate, limit, remaining, reset, sent_after)
+  if limit and limit > 0 then
+    rate = limit / window
+    if cap <= 0 then cap = limit; level = limit end
+  end
+  if remaining == nil or cap <= 0 then return level, cap, rate end
+  if reset and rate > 0 then
+    cap = math.max(1, math.min(limit or 1e18, remaining + reset * rate))
+  end
+  level = math.min(cap, remaining - math.max(0, sent_after))
+  return level, cap, rate
+end
+local charged = tonumber(ARGV[14])
+rl, rc, rr = anchor(rl, rc, rr, num(ARGV[6]), num(ARGV[7]), num(ARGV[8]),
+                    sr - tonumber(ARGV[12]) - 1)
+tl, tc, tr = anchor(tl, tc, tr, num(ARGV[9]), num(ARGV[10]), num(ARGV[11]),
+                    st - tonumber(ARGV[13]) - charged)
+local used = num(ARGV[15])
+if num(ARGV[10]) == nil and used ~= nil and tc > 0 then
+  tl = math.min(tc, tl + charged - used)
+end
+if ARGV[16] == '1' then
+  rl = math.min(rl, 0)
+  local wait = num(ARGV[17]) or 1
+  bu = math.max(bu, now + wait)
+end
+redis.call('HSET', h, 'rl', tostring(rl), 'rc', tostring(rc), 'rr', tostring(rr),
+           'tl', tostring(tl), 'tc', tostring(tc), 'tr', tostring(tr), 'ts', tostring(now),
+           'bu', tostring(bu))
+return 1
+"""
+)
+
+
+def _arg(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+class RedisLimiter:
+    """Quotas shared by every gateway replica that uses the same Redis and key prefix."""
+
+    def __init__(
+        self,
+        deployments: Mapping[str, Deployment],
+        url: str,
+        *,
+        prefix: str = "mloop:gateway:",
+        lease_ttl_s: float = 300.0,
+    ) -> None:
+        redis_asyncio = require("redis.asyncio", "global rate limits across gateway replicas")
+        self.deployments = deployments
+        self.prefix = prefix
+        self.lease_ttl_s = lease_ttl_s
+        self._redis: Any = redis_asyncio.Redis.from_url(url)
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._observe = self._redis.register_script(_OBSERVE)
+
+    def _keys(self, name: str) -> list[str]:
+        return [f"{self.prefix}quota:{name}", f"{self.prefix}quota:{name}:leases"]
+
+    def _init_args(self, dep: Deployment) -> list[str]:
+        return [
+            repr(dep.request_capacity),
+            repr(dep.rpm / dep.window_s),
+            repr(dep.token_capacity),
+            repr(dep.tpm / dep.window_s),
+        ]
+
+    async def try_acquire(self, deployment: str, tokens: int, now: float) -> Admission:
+        dep = self.deployments[deployment]
+        lease_id = uuid.uuid4().hex
+        args = [
+            *self._init_args(dep),
+            str(dep.max_concurrency),
+            str(tokens),
+            lease_id,
+            repr(self.lease_ttl_s),
+        ]
+        ok, a, b = await self._acquire(keys=self._keys(deployment), args=args)
+        if int(ok) != 1:
+            wait = float(a)
+            return Admission(None, float("inf") if wait < 0 else wait, b.decode())
+        mark = (int(float(a)), int(float(b)))
+        return Admission(Lease(deployment, tokens, mark, lease_id))
+
+    async def release(self, lease: Lease, now: float) -> None:
+        if self.deployments[lease.deployment].max_concurrency:
+            await self._redis.zrem(self._keys(lease.deployment)[1], lease.lease_id)
+
+    async def observe(self, lease: Lease, obs: Observation, now: float) -> None:
+        dep = self.deployments[lease.deployment]
+        args = [
+            *self._init_args(dep),
+            repr(dep.window_s),
+            _arg(obs.limit_requests),
+            _arg(obs.remaining_requests),
+            _arg(obs.reset_requests_s),
+            _arg(obs.limit_tokens),
+            _arg(obs.remaining_tokens),
+            _arg(obs.reset_tokens_s),
+            str(lease.mark[0]),
+            str(lease.mark[1]),
+            str(lease.tokens),
+            _arg(obs.used_tokens),
+            "1" if obs.rate_limited else "0",
+            _arg(obs.retry_after_s),
+        ]
+        await self._observe(keys=self._keys(lease.deployment)[:1], args=args)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
