@@ -1,0 +1,147 @@
+"""``drift(reference, current)``: the engine on its own, one call from data to a report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import InvalidInput
+from mloop.flavors._base import Predictions
+from mloop.monitor._counting import WindowCounts, count_column
+from mloop.monitor._drift import DriftReport, MultivariateDrift, drift_from_counts
+from mloop.monitor._reference import (
+    DEFAULT_BINS,
+    ColumnReference,
+    Reference,
+    as_reference,
+    column_from_values,
+)
+
+__all__ = ["drift"]
+
+
+def resolve_reference(reference: object) -> object:
+    """Turn what the caller passed into a Profile, DataFrame or Reference.
+
+    Hook for ``"name@alias"`` strings: the registry resolves them to the version's
+    stored profile; until it is wired in, a string is refused with a clear message.
+    """
+    if isinstance(reference, str):
+        raise InvalidInput(
+            f"Cannot resolve the reference {reference!r} here; pass a DataFrame or a "
+            "Profile (e.g. the model version's profile from the registry)."
+        )
+    return reference
+
+
+def _prediction_columns(predictions: Predictions | Any) -> dict[str, pd.Series]:
+    """``prediction`` (labels or values) and, for classifiers with probabilities, ``score``."""
+    if isinstance(predictions, Predictions):
+        if predictions.task == "regression":
+            return {"prediction": pd.Series(np.asarray(predictions.values, dtype=np.float64))}
+        out = {"prediction": pd.Series(np.asarray(predictions.labels).astype(str))}
+        if predictions.probabilities is not None:
+            out["score"] = pd.Series(np.asarray(predictions.probabilities).max(axis=1))
+        return out
+    return {"prediction": pd.Series(np.asarray(predictions))}
+
+
+def drift(
+    reference: object,
+    current: pd.DataFrame | WindowCounts,
+    *,
+    columns: Sequence[str] | None = None,
+    predictions: Predictions | np.ndarray | pd.Series | None = None,
+    reference_predictions: Predictions | np.ndarray | pd.Series | None = None,
+    method: str | Mapping[str, str] = "auto",
+    alpha: float = 0.05,
+    min_effect: float | Mapping[str, float] | None = None,
+    drift_share: float = 0.0,
+    bins: int = DEFAULT_BINS,
+    categorical: Sequence[str] = (),
+    multivariate: bool = False,
+) -> DriftReport:
+    """Compare ``current`` rows (or counts) with a reference ``Profile`` or DataFrame.
+
+    Per column: ``method`` "auto" (KS on binned CDFs for numeric, PSI for categorical),
+    "psi", "js" or "ks"; a column drifts when its effect exceeds both ``min_effect`` and
+    chance at family-wise level ``alpha`` (Holm over all columns). The dataset drifts
+    when at least ``drift_share`` of the columns (and at least one) drift, or, with
+    ``multivariate=True``, when a domain classifier separates the two frames.
+    Prediction drift is included when ``predictions`` are given (reference side from
+    the profile or ``reference_predictions``).
+    """
+    source = resolve_reference(reference)
+    raw_reference = source if isinstance(source, pd.DataFrame) else None
+    if raw_reference is not None and columns is None and isinstance(current, pd.DataFrame):
+        columns = [str(c) for c in raw_reference.columns if c in current.columns]
+    ref = as_reference(source, columns=columns, bins=bins, categorical=categorical)
+    feature_names = [name for name, col in ref.items() if col.role == "feature"]
+    features = ref.select(feature_names)
+
+    if isinstance(current, WindowCounts):
+        window = current
+    elif isinstance(current, pd.DataFrame):
+        window = WindowCounts(features).update(current)
+    else:
+        raise InvalidInput(
+            f"current must be a DataFrame or WindowCounts, not {type(current).__name__}."
+        )
+    counts: dict[str, np.ndarray] = {
+        name: window.counts[name] for name in feature_names if name in window.counts
+    }
+    used: list[ColumnReference] = [ref[name] for name in counts]
+
+    if predictions is not None:
+        for name, values in _prediction_columns(predictions).items():
+            col = _prediction_reference(ref, name, raw_reference, reference_predictions, bins)
+            if col is None:
+                continue
+            used.append(col)
+            counts[name] = count_column(col, values)
+
+    multi: MultivariateDrift | None = None
+    if multivariate:
+        if raw_reference is None or not isinstance(current, pd.DataFrame):
+            raise InvalidInput(
+                "multivariate=True needs raw rows on both sides: pass DataFrames as "
+                "reference and current (a profile keeps only per-column counts)."
+            )
+        from mloop.monitor._domain import multivariate_drift
+
+        multi = multivariate_drift(raw_reference, current, columns=feature_names, alpha=alpha)
+    return drift_from_counts(
+        Reference(used),
+        counts,
+        alpha=alpha,
+        method=method,
+        min_effect=min_effect,
+        drift_share=drift_share,
+        multivariate=multi,
+        meta={"n_current": window.n},
+    )
+
+
+def _prediction_reference(
+    ref: Reference,
+    name: str,
+    raw_reference: pd.DataFrame | None,
+    reference_predictions: Any,
+    bins: int,
+) -> ColumnReference | None:
+    if name in ref:
+        return ref[name]
+    if reference_predictions is None:
+        if raw_reference is None:
+            return None  # the profile has no such column: nothing to compare against
+        raise InvalidInput(
+            "predictions were given but reference_predictions were not; pass the model's "
+            "predictions on the reference rows too."
+        )
+    values = _prediction_columns(reference_predictions).get(name)
+    if values is None:
+        return None
+    return column_from_values(name, values, bins=bins, role=name)

@@ -1,0 +1,258 @@
+"""Drift verdicts from counts: effect sizes against sample-size-aware thresholds (mloop's own).
+
+The verdict for a column is on effect size, not on a p-value alone: a column drifts
+when its effect exceeds the larger of
+
+* a minimum relevant effect (``min_effect``, per method), so a million rows do not
+  turn an irrelevant 0.02 sd shift into an alert, and
+* the effect that chance alone would exceed for these sample sizes and this bin
+  count at the column's level under Holm's step-down over all tested columns, so
+  small windows and many columns do not raise false alarms.
+
+Everything here is pure: counts in, a ``DriftReport`` of plain values out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import InvalidInput
+from mloop.monitor._reference import Reference
+from mloop.monitor._stats import METHODS, holm, js_distance, ks_binned, psi, wasserstein_normed
+
+__all__ = ["ColumnDrift", "DriftReport", "MultivariateDrift", "drift_from_counts"]
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's drift: effect, threshold, verdict, and the counts behind them."""
+
+    column: str
+    kind: str
+    role: str
+    method: str
+    effect: float
+    threshold: float
+    min_effect: float
+    p_value: float | None
+    level: float
+    drifted: bool
+    n_reference: int
+    n_current: int
+    metrics: Mapping[str, float]
+    labels: Sequence[str] = ()
+    reference_counts: Sequence[int] = ()
+    current_counts: Sequence[int] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        out = asdict(self)
+        out["metrics"] = dict(self.metrics)
+        out["labels"] = list(self.labels)
+        out["reference_counts"] = list(self.reference_counts)
+        out["current_counts"] = list(self.current_counts)
+        return out
+
+
+@dataclass(frozen=True)
+class MultivariateDrift:
+    """Domain-classifier drift: cross-validated AUC of telling current rows from reference."""
+
+    auc: float
+    threshold: float
+    drifted: bool
+    n_reference: int
+    n_current: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Per-column drift and the dataset verdict; render with ``to_html``."""
+
+    columns: Sequence[ColumnDrift]
+    alpha: float
+    drift_share: float
+    multivariate: MultivariateDrift | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Names of the columns that drifted."""
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def share_drifted(self) -> float:
+        """Fraction of tested columns that drifted."""
+        return len(self.drifted_columns) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        """True when enough columns drifted (any, by default) or the domain classifier fires."""
+        if self.multivariate is not None and self.multivariate.drifted:
+            return True
+        if not self.drifted_columns:
+            return False
+        return self.share_drifted >= self.drift_share
+
+    @property
+    def drift_detected(self) -> bool:
+        """Alias of ``dataset_drift`` (the detector protocol's name)."""
+        return self.dataset_drift
+
+    def __getitem__(self, column: str) -> ColumnDrift:
+        for c in self.columns:
+            if c.column == column:
+                return c
+        raise InvalidInput(f"The report has no column {column!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``to_html`` renders)."""
+        return {
+            "dataset_drift": self.dataset_drift,
+            "share_drifted": self.share_drifted,
+            "drifted_columns": self.drifted_columns,
+            "alpha": self.alpha,
+            "drift_share": self.drift_share,
+            "multivariate": self.multivariate.to_dict() if self.multivariate else None,
+            "meta": dict(self.meta),
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per column: effect, threshold, p-value, verdict and all metrics."""
+        rows = []
+        for c in self.columns:
+            row: dict[str, Any] = {
+                "column": c.column,
+                "kind": c.kind,
+                "role": c.role,
+                "method": c.method,
+                "effect": c.effect,
+                "threshold": c.threshold,
+                "p_value": c.p_value,
+                "drifted": c.drifted,
+                "n_reference": c.n_reference,
+                "n_current": c.n_current,
+            }
+            row.update(c.metrics)
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("column") if rows else pd.DataFrame()
+
+    def to_html(self, title: str = "Drift report") -> str:
+        """A self-contained HTML page (inline SVG, no scripts, nothing fetched)."""
+        from mloop.monitor._render import render_drift_html
+
+        return render_drift_html(self.to_dict(), title=title)
+
+    def save_html(self, path: str | Path, title: str = "Drift report") -> Path:
+        """Write ``to_html()`` to ``path``."""
+        out = Path(path)
+        out.write_text(self.to_html(title=title), encoding="utf-8")
+        return out
+
+
+def _method_for(kind: str, method: str | Mapping[str, str]) -> str:
+    chosen = method.get(kind, "auto") if isinstance(method, Mapping) else method
+    if chosen == "auto":
+        chosen = "ks" if kind == "numeric" else "psi"
+    if chosen not in METHODS:
+        raise InvalidInput(
+            f"Unknown drift method {chosen!r}; choose one of {sorted(METHODS)} or 'auto'."
+        )
+    if chosen == "ks" and kind == "categorical":
+        # categories have no order, so a CDF gap would depend on an arbitrary order
+        return "psi"
+    return chosen
+
+
+def drift_from_counts(
+    reference: Reference,
+    current: Mapping[str, Sequence[int] | np.ndarray],
+    *,
+    alpha: float = 0.05,
+    method: str | Mapping[str, str] = "auto",
+    min_effect: float | Mapping[str, float] | None = None,
+    drift_share: float = 0.0,
+    multivariate: MultivariateDrift | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> DriftReport:
+    """Compare window counts with the reference counts column by column."""
+    if not 0.0 < alpha < 1.0:
+        raise InvalidInput(f"alpha must be in (0, 1); got {alpha}.")
+    prepared = []
+    for name, counts in current.items():
+        col = reference[name]
+        ref = np.asarray(col.counts, dtype=np.int64)
+        cur = np.asarray(counts, dtype=np.int64)
+        if ref.shape != cur.shape:
+            raise InvalidInput(
+                f"Column {name!r}: {cur.size} current counts for {ref.size} reference slots."
+            )
+        m = METHODS[_method_for(col.kind, method)]
+        effect = m.statistic(ref, cur)
+        empty = ref.sum() == 0 or cur.sum() == 0
+        p = 1.0 if empty else m.p_value(effect, ref, cur)
+        prepared.append((col, ref, cur, m, effect, p))
+    levels, rejects = holm([p for *_, p in prepared], alpha)
+    out = []
+    for (col, ref, cur, m, effect, p), level, rejected in zip(
+        prepared, levels, rejects, strict=True
+    ):
+        floor = _min_effect(min_effect, col.name, m.min_effect)
+        null_q = m.null_quantile(level, ref, cur) if ref.sum() and cur.sum() else math.inf
+        metrics = {
+            "psi": psi(ref, cur),
+            "js_distance": js_distance(ref, cur),
+            "missing_share": float(cur[-1] / cur.sum()) if cur.sum() else 0.0,
+            "missing_share_reference": float(ref[-1] / ref.sum()) if ref.sum() else 0.0,
+        }
+        if col.kind == "numeric":
+            metrics["ks"] = ks_binned(ref, cur)
+            metrics["wasserstein"] = wasserstein_normed(ref, cur, col.edges, col.std)
+        threshold = max(floor, null_q)
+        out.append(
+            ColumnDrift(
+                column=col.name,
+                kind=col.kind,
+                role=col.role,
+                method=m.name,
+                effect=effect,
+                threshold=threshold,
+                min_effect=floor,
+                p_value=p,
+                level=level,
+                drifted=bool(rejected and effect >= threshold),
+                n_reference=int(ref.sum()),
+                n_current=int(cur.sum()),
+                metrics=metrics,
+                labels=col.slot_labels,
+                reference_counts=ref.tolist(),
+                current_counts=cur.tolist(),
+            )
+        )
+    return DriftReport(
+        columns=out,
+        alpha=alpha,
+        drift_share=drift_share,
+        multivariate=multivariate,
+        meta=dict(meta or {}),
+    )
+
+
+def _min_effect(given: float | Mapping[str, float] | None, column: str, default: float) -> float:
+    if given is None:
+        return default
+    if isinstance(given, Mapping):
+        return float(given.get(column, default))
+    return float(given)
