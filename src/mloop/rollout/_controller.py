@@ -1,0 +1,104 @@
+"""The rollout controller: the reconciler that applies ``next_step`` to every active rollout.
+
+With several replicas, each may run a controller; a lease row in the database
+(``rollout_leases``, renewed every tick, expiring after ``lease_ttl_s``) makes
+exactly one of them act. State writes are compare-and-set on ``revision``, so
+even a controller that lost its lease mid-tick cannot overwrite newer state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from mloop._clock import Clock, SystemClock
+from mloop.errors import Conflict
+from mloop.registry import Registry
+from mloop.rollout._decide import next_step
+from mloop.rollout._observations import Observations, ObservationSource, VersionStats
+from mloop.rollout._service import Rollouts
+from mloop.rollout._state import Decision
+
+__all__ = ["Controller"]
+
+_log = logging.getLogger(__name__)
+LEASE_NAME = "rollout-controller"
+
+
+class Controller:
+    """Evaluates every active rollout each interval and applies the decisions."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        source: ObservationSource,
+        *,
+        clock: Clock | None = None,
+        holder: str | None = None,
+        lease_ttl_s: float = 15.0,
+        tick_s: float = 1.0,
+        actor: str = "rollout-controller",
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.rollouts = Rollouts(registry, clock=self.clock)
+        self.source = source
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ttl_s = lease_ttl_s
+        self.tick_s = tick_s
+        self.actor = actor
+        self._last_eval: dict[str, float] = {}
+
+    def is_leader(self) -> bool:
+        """Take or renew the controller lease; True when this controller may act."""
+        return self.rollouts.store.acquire_lease(
+            LEASE_NAME, self.holder, self.clock.now(), self.lease_ttl_s
+        )
+
+    def tick(self) -> list[Decision]:
+        """One reconciliation pass; returns the decisions applied (empty when not leader)."""
+        if not self.is_leader():
+            return []
+        now = self.clock.now()
+        applied: list[Decision] = []
+        for state, policy in self.rollouts.store.all_active():
+            last = self._last_eval.get(state.id)
+            if last is not None and now - last < policy.interval_s and state.phase != "warming":
+                continue
+            self._last_eval[state.id] = now
+            stats = self.source.observe(
+                state.model, [state.stable, state.candidate], state.step_started_at
+            )
+            obs = Observations(
+                at=now,
+                stable=stats.get(state.stable, VersionStats()),
+                candidate=stats.get(state.candidate, VersionStats(ready=False)),
+            )
+            decision = next_step(policy, state, obs)
+            if not decision.transition and decision.state == state:
+                continue
+            try:
+                self.rollouts.apply(state, decision, actor=self.actor, observations=obs.to_dict())
+            except Conflict:
+                # An operator command or another controller moved it first: re-read next tick.
+                _log.info("rollout %s changed concurrently; re-evaluating next tick", state.id)
+                self._last_eval.pop(state.id, None)
+                continue
+            if decision.transition:
+                _log.info("rollout %s %s: %s", state.model, decision.action, decision.reason)
+                applied.append(decision)
+        return applied
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every ``tick_s`` until ``stop`` is set; releases the lease on exit."""
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.to_thread(self.tick)
+                except Exception:  # a database hiccup must not end the loop
+                    _log.warning("rollout controller tick failed", exc_info=True)
+                await self.clock.sleep(self.tick_s)
+        finally:
+            await asyncio.to_thread(self.rollouts.store.release_lease, LEASE_NAME, self.holder)

@@ -1,0 +1,156 @@
+"""Start, inspect and command rollouts; apply decisions (the only place with side effects).
+
+Applying a promotion moves the ``production`` alias *before* writing the
+rollout's terminal state. If the process dies in between, the rollout is still
+active at its last weight, the next evaluation promotes again and
+``set_alias`` to the same version is harmless: the pair converges without a
+cross-component transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from mloop._clock import Clock, SystemClock
+from mloop.errors import Conflict, InvalidInput, NotFound
+from mloop.registry import Registry, parse_ref
+from mloop.rollout._decide import apply_command
+from mloop.rollout._policy import Policy
+from mloop.rollout._state import Decision, RolloutState
+from mloop.rollout._store import RolloutStore
+
+__all__ = ["Rollouts"]
+
+
+def _who(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Rollouts:
+    """The rollout API the CLI and HTTP call: deploy, status, commands, history."""
+
+    def __init__(self, registry: Registry, *, clock: Clock | None = None) -> None:
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.store = RolloutStore(registry.store)
+
+    def deploy(self, ref: str, policy: Policy, *, actor: str | None = None) -> RolloutState:
+        """Start rolling ``name:version`` out under ``policy`` against the production version."""
+        parsed = parse_ref(ref)
+        if parsed.version is None:
+            raise InvalidInput(
+                f"Deploy needs an exact version, e.g. {parsed.name}:4; got {ref!r}. "
+                f"List versions with: mloop models show {parsed.name}"
+            )
+        self.registry.get(f"{parsed.name}:{parsed.version}")  # NotFound lists known versions
+        stable = self.registry.aliases(parsed.name).get("production")
+        if stable is None:
+            raise Conflict(
+                f"Model {parsed.name!r} has no production version to roll out against. "
+                f"For a first deployment set it directly: "
+                f"mloop alias set {parsed.name} production {parsed.version}"
+            )
+        if stable == parsed.version:
+            raise Conflict(f"{parsed.name}:{parsed.version} is already the production version.")
+        who = _who(actor)
+        now = self.clock.now()
+        state = RolloutState(
+            id=uuid.uuid4().hex,
+            model=parsed.name,
+            stable=stable,
+            candidate=parsed.version,
+            strategy=policy.strategy,
+            started_at=now,
+            step_started_at=now,
+            updated_at=now,
+            reason=f"{policy.strategy} of version {parsed.version} over {stable} started by {who}",
+            actor=who,
+        )
+        self.store.create(state, policy)
+        self.registry.record_event(
+            parsed.name,
+            "rollout.create",
+            {
+                "rollout_id": state.id,
+                "strategy": policy.strategy,
+                "stable": stable,
+                "candidate": parsed.version,
+            },
+            actor=who,
+        )
+        return state
+
+    def status(self, model: str) -> tuple[RolloutState, Policy]:
+        """The model's active rollout, else its most recent one."""
+        found = self.store.latest(model)
+        if found is None:
+            raise NotFound(
+                f"Model {model!r} has no rollouts. Start one with: "
+                f"mloop deploy {model}:<version> --strategy canary"
+            )
+        return found
+
+    def active(self, model: str) -> tuple[RolloutState, Policy]:
+        """The model's active rollout; ``NotFound`` when there is none."""
+        found = self.store.active(model)
+        if found is None:
+            raise NotFound(
+                f"Model {model!r} has no active rollout. See past ones with: mloop rollout history {model}"
+            )
+        return found
+
+    def command(
+        self, model: str, command: str, *, actor: str | None = None, reason: str = ""
+    ) -> RolloutState:
+        """Apply ``promote``, ``rollback``, ``pause`` or ``resume`` to the active rollout."""
+        state, _ = self.active(model)
+        who = _who(actor)
+        decision = apply_command(state, command, self.clock.now(), reason or f"{command} by {who}")
+        return self.apply(state, decision, actor=who)
+
+    def history(self, model: str, limit: int = 200) -> list[dict[str, Any]]:
+        """Every transition of the model's rollouts, oldest first, with reason and metrics."""
+        return self.store.events(model, limit)
+
+    def apply(
+        self,
+        before: RolloutState,
+        decision: Decision,
+        *,
+        actor: str,
+        observations: Mapping[str, Any] | None = None,
+    ) -> RolloutState:
+        """Persist a decision: alias first on promotion, then state + audit rows."""
+        after = decision.state
+        if decision.action == "promote":
+            self.registry.set_alias(
+                after.model, "production", after.candidate, actor=actor, reason=decision.reason
+            )
+        snapshot: dict[str, Any] | None = None
+        if observations is not None or decision.metrics:
+            snapshot = {"metrics": dict(decision.metrics), **(dict(observations or {}))}
+        saved = self.store.save(before, after, decision.action, actor=actor, observations=snapshot)
+        if decision.transition:
+            self.registry.record_event(
+                after.model,
+                f"rollout.{decision.action}",
+                {
+                    "rollout_id": after.id,
+                    "strategy": after.strategy,
+                    "stable": after.stable,
+                    "candidate": after.candidate,
+                    "phase": after.phase,
+                    "weight": after.weight,
+                    "reason": decision.reason,
+                },
+                actor=actor,
+            )
+        return saved
