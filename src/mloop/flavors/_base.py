@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Flavor", "Model", "Predictions", "Task"]
+__all__ = ["ArrayModel", "Flavor", "Model", "Predictions", "Task"]
 
 Task = Literal["classification", "regression"]
 
@@ -69,13 +69,28 @@ def _plain(value: Any) -> Any:
 
 
 class Model(Protocol):
-    """A loaded model: predicts a frame whose columns follow the contract's order."""
+    """A loaded model: predicts a frame whose columns follow the contract's order.
+
+    Optional fast path: a model whose inputs can be one numeric matrix may also offer
+    ``predict_array(array: np.ndarray) -> Predictions`` (rows x features, columns in the
+    contract's order), which skips building a DataFrame. Callers test for it with
+    ``isinstance(model, ArrayModel)`` and use it only when every feature is numeric.
+    """
 
     task: Task
     classes: tuple[Any, ...]
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
         """Predict every row of ``frame``."""
+        ...
+
+
+@runtime_checkable
+class ArrayModel(Model, Protocol):
+    """A ``Model`` that also predicts a 2-D numeric array directly (the optional fast path)."""
+
+    def predict_array(self, array: np.ndarray) -> Predictions:
+        """Predict every row of ``array`` (columns in the contract's order)."""
         ...
 
 

@@ -1,0 +1,134 @@
+"""pyfunc flavor: any object with ``predict``, stored by value with cloudpickle.
+
+Like MLflow, a class defined in ``__main__`` (a script or a notebook) or in a module that
+cannot be imported by name is pickled together with its code, so the serving process needs
+nothing but the libraries the code imports. Registering such an object is the user's act of
+trust; loading it back needs no flag because the registry verifies the stored bytes' hashes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import platform
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mloop.errors import FatalError, InvalidInput, MissingDependency
+from mloop.flavors._base import Model
+from mloop.flavors._estimator import (
+    EstimatorModel,
+    FrameModel,
+    estimator_classes,
+    infer_task,
+    labels_follow_probabilities,
+)
+from mloop.flavors._outputs import check_task, classes_from_meta, json_ready
+
+__all__ = ["PyfuncFlavor", "object_model", "pickle_by_value"]
+
+_FILE = "model.cloudpickle"
+
+
+def _importable(module: str) -> bool:
+    if module == "__main__":
+        return False
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: in sys.modules with no __spec__
+        return False
+
+
+def pickle_by_value(model: object) -> bytes:
+    """cloudpickle ``model``, carrying its class's code when the module is not importable."""
+    import cloudpickle
+
+    module_name = type(model).__module__
+    module = sys.modules.get(module_name)
+    register = module is not None and module_name != "__main__" and not _importable(module_name)
+    if register:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps(model, protocol=pickle.DEFAULT_PROTOCOL))
+    except Exception as exc:
+        raise InvalidInput(
+            f"cloudpickle cannot serialize this {type(model).__name__}: {exc}"
+        ) from exc
+    finally:
+        if register:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def object_model(obj: Any, *, task: Any = None, classes: Any = None) -> FrameModel:
+    """Wrap an object with ``predict`` (and maybe ``predict_proba``/``classes_``) as a Model."""
+    from sklearn.base import BaseEstimator
+
+    resolved = check_task(task) if task is not None else infer_task(obj)
+    found = tuple(classes) if classes is not None else estimator_classes(obj)
+    if isinstance(obj, BaseEstimator):
+        names = getattr(obj, "feature_names_in_", None)
+        return EstimatorModel(
+            obj,
+            task=resolved,
+            classes=found if resolved == "classification" else (),
+            inputs="frame" if names is not None else "array",
+            labels_from_probabilities=labels_follow_probabilities(obj),
+            feature_names=None if names is None else [str(n) for n in names],
+        )
+    # A user's own object: it gets the DataFrame with the contract's column names, and
+    # its own predict() decides the labels.
+    return FrameModel(
+        obj, task=resolved, classes=found if resolved == "classification" else (), inputs="frame"
+    )
+
+
+class PyfuncFlavor:
+    """Any Python object with a ``predict`` method, stored with cloudpickle."""
+
+    name = "pyfunc"
+
+    def accepts(self, model: object) -> bool:
+        """True for any object with a callable ``predict``."""
+        return callable(getattr(model, "predict", None)) and not isinstance(model, type)
+
+    def save(self, model: object, folder: Path, *, trust: bool = False) -> Mapping[str, Any]:
+        """Write ``model.cloudpickle``; record task, classes and the Python version."""
+        if not self.accepts(model):
+            raise InvalidInput(
+                f"The pyfunc flavor needs an object with a predict() method; got {type(model)!r}."
+            )
+        import cloudpickle
+
+        data = pickle_by_value(model)
+        task = infer_task(model)
+        (folder / _FILE).write_bytes(data)
+        return {
+            "format": "cloudpickle",
+            "file": _FILE,
+            "task": task,
+            "classes": json_ready(estimator_classes(model)) if task == "classification" else [],
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "python_version": platform.python_version(),
+            "cloudpickle_version": cloudpickle.__version__,
+        }
+
+    def load(self, folder: Path, meta: Mapping[str, Any], *, trust: bool = False) -> Model:
+        """Unpickle the object (the registry has verified the bytes) and wrap it."""
+        data = (folder / str(meta.get("file", _FILE))).read_bytes()
+        try:
+            obj = pickle.loads(data)
+        except ImportError as exc:
+            raise MissingDependency(
+                f"Loading pyfunc model {meta.get('class', '')!r} needs a module that is not "
+                f"installed here: {exc}. Install the libraries its code imports.",
+                package=getattr(exc, "name", None),
+            ) from exc
+        except Exception as exc:
+            raise FatalError(
+                f"Could not load pyfunc model {meta.get('class', '')!r} (saved with Python "
+                f"{meta.get('python_version', '?')}, running {platform.python_version()}): {exc}"
+            ) from exc
+        classes = classes_from_meta(meta)
+        return object_model(obj, task=meta.get("task"), classes=classes or None)
