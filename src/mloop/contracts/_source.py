@@ -55,7 +55,7 @@ class _Records(Source):
         self.keys: Any = records[0].keys() if self.n == 1 else set().union(*records)
 
     def has(self, name: str) -> bool:
-        return name in self.keys
+        return self.n == 0 or name in self.keys  # no records: nothing is missing
 
     def column(self, name: str) -> Raw:
         return [r.get(name) for r in self.records]
