@@ -125,6 +125,9 @@ class Reference(Mapping[str, ColumnReference]):
                 f"Column {name!r} is not in the reference; known columns: {known}."
             ) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._columns
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._columns)
 

@@ -1,0 +1,102 @@
+"""Window counts: exact bins, missing and unseen values, incremental and mergeable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mloop.contracts import build_profile, infer_schema
+from mloop.errors import InvalidInput
+from mloop.monitor import WindowCounts, as_reference
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(size=n)
+    x[::7] = np.nan
+    return pd.DataFrame(
+        {
+            "x": x,
+            "k": rng.integers(0, 4, n),
+            "c": np.array(["red", "green", "blue"], dtype=object)[rng.integers(0, 3, n)],
+        }
+    )
+
+
+def test_numeric_counts_equal_a_binary_search_on_the_reference_edges() -> None:
+    ref = as_reference(_frame(5_000, 0))
+    rng = np.random.default_rng(1)
+    # values exactly on edges, far outside them, infinities and NaN
+    edges = ref["x"].edges
+    x = np.concatenate([rng.lognormal(size=50_000), edges, edges * 10, [np.inf, -np.inf, np.nan]])
+    counts = WindowCounts(ref, columns=["x"]).update({"x": x}).counts["x"]
+    finite = x[~np.isnan(x)]
+    expected = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=edges.size + 1)
+    assert counts[:-1].tolist() == expected.tolist()
+    assert counts[-1] == 1
+
+
+def test_categorical_unseen_values_go_to_other_and_missing_to_missing() -> None:
+    ref = as_reference(pd.DataFrame({"c": ["a", "a", "b", None]}))
+    window = pd.DataFrame({"c": pd.Series(["a", "z", None, "b", "y"], dtype=object)})
+    counts = WindowCounts(ref).update(window).counts["c"]
+    assert ref["c"].categories == ("a", "b")
+    assert counts.tolist() == [1, 1, 2, 1]  # a, b, other, missing
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "category"])
+def test_categorical_counts_do_not_depend_on_the_string_dtype(dtype: object) -> None:
+    values = ["a", "b", "b", "c", None, "d"]
+    ref = as_reference(pd.DataFrame({"c": pd.Series(["a", "b", "c"], dtype=object)}))
+    counts = WindowCounts(ref).update(pd.DataFrame({"c": pd.Series(values, dtype=dtype)}))
+    assert counts.counts["c"].tolist() == [1, 2, 1, 1, 1]
+
+
+def test_updates_and_merges_equal_counting_everything_at_once() -> None:
+    data = _frame(9_000, 2)
+    ref = as_reference(_frame(3_000, 3))
+    whole = WindowCounts(ref).update(data)
+    a = WindowCounts(ref).update(data.iloc[:4_000])
+    b = WindowCounts(ref).update(data.iloc[4_000:])
+    merged = a.merge(b)
+    stepwise = WindowCounts(ref).update(data.iloc[:100]).update(data.iloc[100:])
+    for name in ref:
+        assert merged.counts[name].tolist() == whole.counts[name].tolist()
+        assert stepwise.counts[name].tolist() == whole.counts[name].tolist()
+    assert merged.n == whole.n == 9_000
+
+
+def test_counts_round_trip_through_json_ready_dicts() -> None:
+    ref = as_reference(_frame(1_000, 4))
+    window = WindowCounts(ref).update(_frame(500, 5))
+    again = WindowCounts.from_dict(ref, window.to_dict())
+    assert again.n == 500
+    assert {k: v.tolist() for k, v in again.counts.items()} == {
+        k: v.tolist() for k, v in window.counts.items()
+    }
+
+
+def test_a_profile_from_contracts_bins_like_its_own_reference_counts() -> None:
+    frame = _frame(2_000, 6)
+    profile = build_profile(frame, infer_schema(frame))
+    ref = as_reference(profile)
+    counts = WindowCounts(ref).update(frame).counts
+    for name, fp in profile.features.items():
+        expected = (
+            [*fp.counts, fp.missing] if fp.kind == "numeric" else [*fp.category_counts, fp.missing]
+        )
+        assert counts[name].tolist() == list(expected)
+
+
+def test_a_window_without_a_reference_column_is_refused_by_name() -> None:
+    ref = as_reference(_frame(100, 7))
+    with pytest.raises(InvalidInput, match="'c'"):
+        WindowCounts(ref).update(pd.DataFrame({"x": [1.0], "k": [1]}))
+
+
+def test_merging_windows_of_different_references_is_refused() -> None:
+    a = WindowCounts(as_reference(pd.DataFrame({"x": np.arange(100.0)})))
+    b = WindowCounts(as_reference(pd.DataFrame({"x": np.arange(5.0)})))
+    with pytest.raises(InvalidInput, match="slots"):
+        a.merge(b)
