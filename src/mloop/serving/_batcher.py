@@ -1,0 +1,181 @@
+"""Adaptive micro-batching, mloop's own algorithm.
+
+One ``Batcher`` per model version keeps at most one batch in flight in a worker
+thread. A request that arrives while the worker is idle is dispatched at once, so
+light traffic never waits for a batch to fill. Requests that arrive while the
+worker is busy queue up; when it frees, everything queued (up to
+``max_batch_size`` rows, interactive lane first) goes out as one call and the
+results are fanned back out. Under sustained load (the previous batch held more
+than one request) the batcher may linger up to ``max_delay_ms`` for the batch to
+grow back to the previous size; that is the most latency batching ever adds.
+
+Admission control lives here too: the queue is bounded (``queue_limit``
+requests; the ``batch`` lane may use only part of it so interactive traffic
+always finds room) and a full queue raises ``Overloaded`` with a Retry-After
+estimated from the measured throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from mloop.errors import Overloaded
+
+__all__ = ["Batcher", "Priority"]
+
+P = TypeVar("P")
+R = TypeVar("R")
+Priority = Literal["interactive", "batch"]
+
+_BATCH_LANE_SHARE = 0.5
+
+
+@dataclass(slots=True)
+class _Item(Generic[P, R]):
+    payload: P
+    rows: int
+    future: asyncio.Future[R]
+
+
+class Batcher(Generic[P, R]):
+    """Groups concurrent requests for one model version into single predict calls."""
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[P]], Sequence[R | BaseException]],
+        *,
+        max_batch_size: int = 64,
+        max_delay_ms: float = 2.0,
+        queue_limit: int = 256,
+        executor: Executor | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
+        name: str = "",
+    ) -> None:
+        self.run = run
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_delay_s = max(0.0, max_delay_ms) / 1000.0
+        self.queue_limit = max(1, queue_limit)
+        self.executor = executor
+        self.on_batch = on_batch
+        self.name = name
+        self._lanes: tuple[deque[_Item[P, R]], deque[_Item[P, R]]] = (deque(), deque())
+        self._busy = False
+        self._last_batch = 1
+        self._linger: asyncio.TimerHandle | None = None
+        self._rows_per_s = 0.0  # EWMA of measured throughput, for Retry-After
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting (not counting the batch in flight)."""
+        return len(self._lanes[0]) + len(self._lanes[1])
+
+    @property
+    def busy(self) -> bool:
+        """True while a batch is running in the worker."""
+        return self._busy
+
+    def submit(
+        self, payload: P, rows: int = 1, priority: Priority = "interactive"
+    ) -> asyncio.Future[R]:
+        """Queue one request; its future resolves with this request's result."""
+        depth = self.depth
+        limit = (
+            self.queue_limit
+            if priority == "interactive"
+            else int(self.queue_limit * _BATCH_LANE_SHARE)
+        )
+        if depth >= limit:
+            raise Overloaded(
+                f"Model {self.name} has {depth} requests queued (limit {limit} for "
+                f"{priority} traffic); retry after the indicated delay or lower the request rate.",
+                retry_after=self._retry_after(),
+                queue_depth=depth,
+            )
+        loop = asyncio.get_running_loop()
+        item: _Item[P, R] = _Item(payload, max(1, rows), loop.create_future())
+        self._lanes[0 if priority == "interactive" else 1].append(item)
+        if not self._busy:
+            if self._linger is None:
+                self._dispatch(loop)
+            elif self._queued_rows() >= min(self._last_batch, self.max_batch_size):
+                self._linger.cancel()
+                self._linger = None
+                self._dispatch(loop)
+        return item.future
+
+    def _queued_rows(self) -> int:
+        return sum(i.rows for lane in self._lanes for i in lane)
+
+    def _retry_after(self) -> float:
+        rows = self._queued_rows()
+        if self._rows_per_s <= 0:
+            return 1.0
+        return max(0.05, rows / self._rows_per_s)
+
+    def _take(self) -> list[_Item[P, R]]:
+        batch: list[_Item[P, R]] = []
+        rows = 0
+        for lane in self._lanes:
+            while lane:
+                item = lane[0]
+                if item.future.done():  # cancelled by its deadline: do not compute it
+                    lane.popleft()
+                    continue
+                if batch and rows + item.rows > self.max_batch_size:
+                    return batch
+                lane.popleft()
+                batch.append(item)
+                rows += item.rows
+        return batch
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._linger = None
+        batch = self._take()
+        if not batch:
+            return
+        self._busy = True
+        started = time.perf_counter()
+        payloads = [i.payload for i in batch]
+        work = loop.run_in_executor(self.executor, self.run, payloads)
+        work.add_done_callback(lambda f: self._finish(loop, batch, f, started))
+
+    def _finish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Item[P, R]],
+        work: asyncio.Future[Sequence[R | BaseException]],
+        started: float,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        rows = sum(i.rows for i in batch)
+        if elapsed > 0:
+            rate = rows / elapsed
+            self._rows_per_s = (
+                rate if self._rows_per_s == 0 else 0.8 * self._rows_per_s + 0.2 * rate
+            )
+        exc = work.exception()
+        results: Sequence[Any] = [exc] * len(batch) if exc is not None else work.result()
+        for item, result in zip(batch, results, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+        if self.on_batch is not None:
+            self.on_batch(rows, elapsed)
+        self._last_batch = rows
+        self._busy = False
+        if not self.depth:
+            return
+        target = min(rows, self.max_batch_size)
+        if len(batch) > 1 and self.max_delay_s > 0 and self._queued_rows() < target:
+            self._linger = loop.call_later(self.max_delay_s, self._dispatch, loop)
+        else:
+            self._dispatch(loop)

@@ -1,0 +1,166 @@
+"""The steps every prediction route shares: admit, route, predict within a deadline, record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import numpy as np
+from starlette.background import BackgroundTask
+
+from mloop.auth import Principal, Scope
+from mloop.config import Settings
+from mloop.errors import InvalidInput, MloopError
+from mloop.flavors import Predictions
+from mloop.registry import ModelVersion
+from mloop.serving._batcher import Priority
+from mloop.serving._engine import Engine, deadline_error
+from mloop.serving._guard import Guard
+from mloop.serving._limits import RateLimiter
+from mloop.serving._runtime import Job
+
+__all__ = ["Outcome", "PredictionSink", "ServingContext"]
+
+
+class PredictionSink(Protocol):
+    """Where serving hands one record per request after answering (monitoring's log)."""
+
+    def submit(self, record: Mapping[str, Any]) -> None:
+        """Queue ``record``; must not block and must be thread-safe."""
+        ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a route needs to format its answer."""
+
+    predictions: Predictions
+    version: ModelVersion
+    arm: str
+    cached: bool
+    background: BackgroundTask | None
+
+
+def _inputs(job: Job) -> list[dict[str, Any]]:
+    if job.kind == "records":
+        return cast(list[dict[str, Any]], job.data)
+    if job.kind == "tensor":
+        return [{f"f{i}": v for i, v in enumerate(row)} for row in np.asarray(job.data).tolist()]
+    cols = {k: (v.tolist() if isinstance(v, np.ndarray) else list(v)) for k, v in job.data.items()}
+    return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+
+
+@dataclass
+class ServingContext:
+    """Everything routes share; built once by ``create_app``."""
+
+    settings: Settings
+    engine: Engine
+    guard: Guard
+    limiter: RateLimiter | None = None
+    sink: PredictionSink | None = None
+    entity_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def authorize(
+        self, headers: Mapping[str, str], scope: Scope, state: dict[str, Any]
+    ) -> Principal:
+        """Check the key for ``scope`` and apply the caller's rate limit."""
+        principal = self.guard.check(headers, scope)
+        state["key_id"] = principal.key_id
+        if self.limiter is not None and scope == Scope.PREDICT:
+            await self.limiter.acquire(principal.key_id)
+        return principal
+
+    async def predict(
+        self,
+        name: str,
+        job: Job,
+        headers: Mapping[str, str],
+        state: dict[str, Any],
+        *,
+        version: int | None = None,
+        api: str = "records",
+    ) -> Outcome:
+        """Route, predict within the deadline, then record stats, metrics and the log entry."""
+        started = time.perf_counter()
+        priority = cast(Priority, headers.get("x-mloop-priority", "interactive").lower())
+        if priority not in ("interactive", "batch"):
+            raise InvalidInput(
+                f"X-Mloop-Priority {priority!r} is not one of interactive, batch.",
+                header="X-Mloop-Priority",
+            )
+        timeout = self.settings.serving.request_timeout_s
+        asked = headers.get("x-mloop-timeout-ms")
+        if asked:
+            try:
+                timeout = min(timeout, max(0.001, float(asked) / 1000))
+            except ValueError:
+                raise InvalidInput(f"X-Mloop-Timeout-Ms {asked!r} is not a number.") from None
+        engine = self.engine
+        decision = engine.route(name, headers.get("x-mloop-key"), version)
+        state["model"] = name
+        state["version"] = decision.version
+        try:
+            async with asyncio.timeout(timeout):
+                predictions, mv, cached = await engine.predict(
+                    name, decision.version, job, priority=priority
+                )
+        except TimeoutError:
+            exc = deadline_error(timeout)
+            self._record_failure(name, decision.version, api, exc, started)
+            raise exc from None
+        except MloopError as exc:
+            self._record_failure(name, decision.version, api, exc, started)
+            raise
+        seconds = time.perf_counter() - started
+        engine.metrics.observe(name, decision.version, api, 200, seconds)
+        engine.stats.observe(name, decision.version, seconds * 1000)
+        if decision.shadow:
+            engine.shadow(name, decision, job, predictions)
+        background = None
+        if self.sink is not None:
+            background = BackgroundTask(
+                self._log,
+                state.get("request_id", ""),
+                name,
+                decision.version,
+                job,
+                predictions,
+                seconds,
+            )
+        return Outcome(predictions, mv, decision.arm, cached, background)
+
+    def _record_failure(
+        self, name: str, version: int, api: str, exc: MloopError, started: float
+    ) -> None:
+        seconds = time.perf_counter() - started
+        self.engine.metrics.observe(name, version, api, exc.status_code, seconds)
+        if exc.type != "user_fixable":
+            self.engine.stats.observe(name, version, seconds * 1000, ok=False)
+
+    async def _log(
+        self, rid: str, name: str, version: int, job: Job, predictions: Predictions, seconds: float
+    ) -> None:
+        assert self.sink is not None
+        inputs = _inputs(job)
+        keys = None
+        if self.entity_key is not None:
+            keys = [
+                None if r.get(self.entity_key) is None else str(r[self.entity_key]) for r in inputs
+            ]
+        self.sink.submit(
+            {
+                "request_id": rid,
+                "ts": time.time(),
+                "model": name,
+                "version": version,
+                "inputs": inputs,
+                "outputs": predictions.to_records(),
+                "latency_ms": seconds * 1000,
+                "entity_keys": keys,
+            }
+        )

@@ -1,0 +1,193 @@
+"""HTTP plumbing shared by every route: request ids, body limits, access logs, error bodies.
+
+``RequestContext`` is a pure ASGI middleware (no ``BaseHTTPMiddleware``: it costs a
+task and a queue per request). Every error leaves as ``{"error": {...}}`` from
+``mloop.errors``, including FastAPI's own validation errors and unknown routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mloop.errors import FatalError, InvalidInput, MloopError, NotFound, PayloadTooLarge, UserError
+
+__all__ = ["RequestContext", "install_error_handlers", "json_response", "request_id"]
+
+log = logging.getLogger("mloop.serving")
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def request_id(request: Request) -> str:
+    """The id ``RequestContext`` gave this request."""
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is larger than {limit} bytes; send fewer rows per request.",
+        limit_bytes=limit,
+    )
+
+
+class RequestContext:
+    """Assigns request ids, enforces the body limit and writes one access-log line."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        access_log: bool,
+        on_error: Callable[[MloopError], None],
+    ) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.access = structlog.get_logger("mloop.access") if access_log else None
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        length = 0
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                rid = value.decode("latin-1")[:128]
+            elif key == b"content-length":
+                length = int(value) if value.isdigit() else 0
+        rid = rid or os.urandom(8).hex()
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        if length > self.max_body:
+            exc = _too_large(self.max_body)
+            self.on_error(exc)
+            await _send_error(send, exc, rid)
+            return
+        seen = 0
+        limit = self.max_body
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _too_large(limit)
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            if self.access is not None:
+                self.access.info(
+                    "request",
+                    request_id=rid,
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                    model=state.get("model"),
+                    version=state.get("version"),
+                    key_id=state.get("key_id"),
+                )
+
+
+async def _send_error(send: Send, exc: MloopError, rid: str) -> None:
+    body = orjson.dumps(exc.to_dict(rid))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", rid.encode("latin-1")),
+        *((k.lower().encode(), v.encode()) for k, v in exc.headers().items()),
+    ]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_response(exc: MloopError, rid: str) -> Response:
+    """The JSON response for one mloop error."""
+    return json_response(exc.to_dict(rid), exc.status_code, exc.headers())
+
+
+def _field_messages(errors: Iterable[Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ())]
+        out.append({"field": ".".join(loc), "message": e.get("msg", ""), "kind": e.get("type", "")})
+    return out
+
+
+def install_error_handlers(
+    app: FastAPI, on_error: Callable[[MloopError], None], known_models: Callable[[], list[str]]
+) -> None:
+    """Map every exception to the error tree's JSON body and status."""
+
+    @app.exception_handler(MloopError)
+    async def _mloop(request: Request, exc: MloopError) -> Response:
+        on_error(exc)
+        return error_response(exc, request_id(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        fields = _field_messages(exc.errors())
+        first = fields[0] if fields else {"field": "body", "message": "invalid"}
+        err = InvalidInput(f"{first['field']}: {first['message']}", violations=fields)
+        on_error(err)
+        return error_response(err, request_id(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        err: MloopError
+        if exc.status_code == 404:
+            known = known_models()
+            err = NotFound(
+                f"No route {request.method} {request.url.path}. Predict with POST "
+                "/models/{name}/predict or /v2/models/{name}/infer; served models: "
+                f"{', '.join(known) or 'none'}. API docs: /docs",
+                known_models=known,
+            )
+        else:
+            err = UserError(str(exc.detail), status=exc.status_code)
+            err.status_code = exc.status_code  # type: ignore[misc]
+        on_error(err)
+        return error_response(err, request_id(request))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"request_id": request_id(request)})
+        err = FatalError(
+            f"Internal error ({type(exc).__name__}: {exc}). This is a bug; please report it "
+            "with the request id.",
+        )
+        on_error(err)
+        return error_response(err, request_id(request))

@@ -1,0 +1,160 @@
+"""One batch through one model version: validate every request at once, predict once, fan out.
+
+Requests in a batch may come from different APIs (records, v2 columns, a v2 tensor).
+Requests of the same shape are joined and validated with one vectorised contract
+call; rejecting violations fail only the request they belong to (rows renumbered
+to that request), and one predict call serves every remaining row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import InvalidInput, MloopError
+from mloop.flavors import Predictions
+
+if TYPE_CHECKING:
+    from mloop.contracts import Schema, Violation
+    from mloop.registry import Predictor
+
+__all__ = ["Job", "run_batch", "warmup_job"]
+
+JobKind = Literal["records", "columns", "tensor"]
+_SHOWN = 50
+
+
+@dataclass(slots=True)
+class Job:
+    """One request's rows: records, a mapping of columns, or a 2-D numeric tensor."""
+
+    kind: JobKind
+    data: Any
+    rows: int
+
+
+def _signature(job: Job) -> tuple[Any, ...]:
+    if job.kind == "columns":
+        return ("columns", tuple(job.data))
+    return (job.kind,)
+
+
+def _join(jobs: Sequence[Job], schema: Schema | None) -> Any:
+    kind = jobs[0].kind
+    if kind == "records":
+        if len(jobs) == 1:
+            return jobs[0].data
+        return [r for j in jobs for r in j.data]
+    if kind == "columns":
+        if len(jobs) == 1:
+            return jobs[0].data
+        return {k: [v for j in jobs for v in j.data[k]] for k in jobs[0].data}
+    tensor = jobs[0].data if len(jobs) == 1 else np.concatenate([j.data for j in jobs])
+    names = schema.names if schema is not None else [f"f{i}" for i in range(tensor.shape[1])]
+    return {name: tensor[:, i] for i, name in enumerate(names)}
+
+
+def _invalid(rejects: list[Violation]) -> InvalidInput:
+    rest = len(rejects) - 1
+    more = (
+        f" ({rest} more problem{'s' if rest != 1 else ''} listed in 'violations'.)" if rest else ""
+    )
+    return InvalidInput(
+        f"{rejects[0].message}{more}",
+        violations=[v.to_dict() for v in rejects[:_SHOWN]],
+        violation_count=len(rejects),
+    )
+
+
+def _validate(
+    predictor: Predictor, jobs: Sequence[Job]
+) -> tuple[pd.DataFrame, list[MloopError | None]]:
+    """One frame of all rows, and per job the error that rejects it (or None)."""
+    schema = predictor.schema
+    data = _join(jobs, schema)
+    errors: list[MloopError | None] = [None] * len(jobs)
+    if schema is None:
+        return pd.DataFrame(data), errors
+    frame, violations = schema.coerce(data)
+    rejects = [v for v in violations if v.severity == "reject"]
+    if not rejects:
+        return frame, errors
+    starts = np.cumsum([0] + [j.rows for j in jobs])
+    per_job: dict[int, list[Violation]] = {}
+    for v in rejects:
+        if v.row is None:
+            for i in range(len(jobs)):
+                per_job.setdefault(i, []).append(v)
+        else:
+            i = int(np.searchsorted(starts, v.row, side="right")) - 1
+            per_job.setdefault(i, []).append(replace(v, row=v.row - int(starts[i])))
+    for i, found in per_job.items():
+        errors[i] = _invalid(found)
+    return frame, errors
+
+
+def run_batch(predictor: Predictor, jobs: Sequence[Job]) -> list[Predictions | BaseException]:
+    """Predict every job; each gets its own ``Predictions`` or the error that stops it."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, job in enumerate(jobs):
+        groups.setdefault(_signature(job), []).append(i)
+    results: list[Predictions | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
+    frames: list[pd.DataFrame] = []
+    spans: list[tuple[int, int, int]] = []  # (job index, start row, stop row) in the joined frame
+    offset = 0
+    for members in groups.values():
+        try:
+            frame, errors = _validate(predictor, [jobs[i] for i in members])
+        except MloopError as exc:
+            for i in members:
+                results[i] = exc
+            continue
+        keep: list[int] = []
+        row = 0
+        for i, err in zip(members, errors, strict=True):
+            n = jobs[i].rows
+            if err is not None:
+                results[i] = err
+            else:
+                keep.extend(range(row, row + n))
+                spans.append((i, offset, offset + n))
+                offset += n
+            row += n
+        if keep:
+            frames.append(frame if len(keep) == len(frame) else frame.iloc[keep])
+    if not frames:
+        return results
+    joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    predictions = predictor.model.predict(joined)
+    for i, start, stop in spans:
+        results[i] = (
+            predictions if (start == 0 and stop == len(joined)) else predictions.take(start, stop)
+        )
+    return results
+
+
+def _sample_value(column: Any) -> Any:
+    kind = column.kind
+    if kind in ("float", "integer"):
+        lo, hi = column.min, column.max
+        mid = 0.0 if lo is None or hi is None else (lo + hi) / 2
+        return int(mid) if kind == "integer" else float(mid)
+    if kind == "boolean":
+        return False
+    if kind == "datetime":
+        return "2024-01-01T00:00:00"
+    cats = column.categories
+    return cats[0] if cats else ""
+
+
+def warmup_job(predictor: Predictor) -> Job | None:
+    """A one-row request built from the contract, or None when the model has none."""
+    schema = predictor.schema
+    if schema is None:
+        return None
+    record = {c.name: _sample_value(c) for c in schema.columns}
+    return Job("records", [record], 1)

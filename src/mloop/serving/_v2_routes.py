@@ -1,0 +1,161 @@
+"""Open Inference Protocol (v2) routes: health, server and model metadata, infer, repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+import mloop
+from mloop.auth import Scope
+from mloop.serving._flow import ServingContext
+from mloop.serving._http import json_response
+from mloop.serving._v2 import HEADER, decode_infer, encode_infer, model_metadata
+
+__all__ = ["v2_router"]
+
+_INFER_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "inputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "shape", "datatype", "data"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "shape": {"type": "array", "items": {"type": "integer"}},
+                                    "datatype": {"type": "string"},
+                                    "data": {"type": "array", "items": {}},
+                                },
+                            },
+                        },
+                        "outputs": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def v2_router(ctx: ServingContext) -> APIRouter:
+    """The v2 routes, bound to one serving context."""
+    router = APIRouter(prefix="/v2", tags=["v2"])
+    engine = ctx.engine
+
+    @router.get("/health/live", summary="Server is alive")
+    async def live() -> Response:
+        return json_response({"live": True})
+
+    @router.get("/health/ready", summary="Every served model is warm")
+    async def ready() -> Response:
+        ok = engine.ready
+        return json_response({"ready": ok}, 200 if ok else 503)
+
+    @router.get("", summary="Server metadata")
+    async def server_metadata(request: Request) -> Response:
+        await ctx.authorize(request.headers, Scope.PREDICT, request.scope["state"])
+        return json_response(
+            {
+                "name": "mloop",
+                "version": getattr(mloop, "__version__", "0.1.0"),
+                "extensions": ["binary_tensor_data", "model_repository"],
+            }
+        )
+
+    async def _metadata(request: Request, name: str, version: int | None) -> Response:
+        await ctx.authorize(request.headers, Scope.PREDICT, request.scope["state"])
+        decision = engine.route(name, None, version)
+        served = await engine.pool.get(name, decision.version)
+        return json_response(model_metadata(served.version))
+
+    @router.get("/models/{name}", summary="Model metadata")
+    async def metadata(name: str, request: Request) -> Response:
+        return await _metadata(request, name, None)
+
+    @router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+    async def metadata_version(name: str, version: int, request: Request) -> Response:
+        return await _metadata(request, name, version)
+
+    async def _ready(request: Request, name: str, version: int | None) -> Response:
+        await ctx.authorize(request.headers, Scope.PREDICT, request.scope["state"])
+        decision = engine.route(name, None, version)
+        return json_response({"name": name, "version": str(decision.version), "ready": True})
+
+    @router.get("/models/{name}/ready", summary="Model is servable")
+    async def model_ready(name: str, request: Request) -> Response:
+        return await _ready(request, name, None)
+
+    @router.get("/models/{name}/versions/{version}/ready", summary="Model version is servable")
+    async def model_version_ready(name: str, version: int, request: Request) -> Response:
+        return await _ready(request, name, version)
+
+    async def _infer(request: Request, name: str, version: int | None) -> Response:
+        state = request.scope["state"]
+        headers = request.headers
+        await ctx.authorize(headers, Scope.PREDICT, state)
+        body = await request.body()
+        header_len = headers.get(HEADER)
+        decision = engine.route(name, headers.get("x-mloop-key"), version)
+        served = await engine.pool.get(name, decision.version)
+        job, parsed = decode_infer(body, int(header_len) if header_len else None, served.version)
+        outcome = await ctx.predict(name, job, headers, state, version=decision.version, api="v2")
+        content, json_len = encode_infer(outcome.predictions, parsed, name, outcome.version.version)
+        out_headers = {"x-mloop-version": str(outcome.version.version)}
+        media = "application/json"
+        if json_len is not None:
+            out_headers[HEADER] = str(json_len)
+            media = "application/octet-stream"
+        return Response(
+            content, media_type=media, headers=out_headers, background=outcome.background
+        )
+
+    @router.post("/models/{name}/infer", openapi_extra=_INFER_DOC, summary="Infer")
+    async def infer(name: str, request: Request) -> Response:
+        return await _infer(request, name, None)
+
+    @router.post(
+        "/models/{name}/versions/{version}/infer", openapi_extra=_INFER_DOC, summary="Infer"
+    )
+    async def infer_version(name: str, version: int, request: Request) -> Response:
+        return await _infer(request, name, version)
+
+    @router.post("/repository/index", summary="Served models (scope deploy)")
+    async def index(request: Request) -> Response:
+        await ctx.authorize(request.headers, Scope.DEPLOY, request.scope["state"])
+        resident = set(engine.pool.resident())
+        rows = [
+            {
+                "name": n,
+                "version": str(v),
+                "state": "READY" if (n, v) in resident else "UNAVAILABLE",
+            }
+            for n, versions in sorted(engine.router.versions_in_use().items())
+            for v in sorted(versions)
+        ]
+        return json_response(rows)
+
+    @router.post("/repository/models/{name}/load", summary="Load and warm (scope deploy)")
+    async def load(name: str, request: Request) -> Response:
+        await ctx.authorize(request.headers, Scope.DEPLOY, request.scope["state"])
+        decision = engine.route(name, None, None)
+        await engine.pool.get(name, decision.version)
+        return json_response({"name": name, "version": str(decision.version), "state": "READY"})
+
+    @router.post("/repository/models/{name}/unload", summary="Unload (scope deploy)")
+    async def unload(name: str, request: Request) -> Response:
+        await ctx.authorize(request.headers, Scope.DEPLOY, request.scope["state"])
+        decision = engine.route(name, None, None)
+        removed = engine.pool.evict(name, decision.version)
+        return json_response({"name": name, "unloaded": removed})
+
+    return router
