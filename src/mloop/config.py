@@ -47,6 +47,10 @@ class ServingSettings:
     cache_ttl_s: float = 300.0
     auth: str = "auto"  # "auto": required unless bound to loopback; "on"; "off"
     alias_poll_s: float = 2.0
+    rate_limit_per_s: float = 0.0  # per API key; 0 = unlimited
+    rate_limit_burst: float = 0.0  # bucket size; 0 = one second of rate
+    access_log: bool = True
+    predict_threads: int = 2
 
 
 @dataclass(frozen=True)
