@@ -180,6 +180,10 @@ class LogStore(Protocol):
         """Stored feedback rows that arrived at ``ts >= since``."""
         ...
 
+    def request_keys(self, since: float, until: float) -> tuple[set[str], set[str]]:
+        """Request ids and entity keys of predictions logged in ``[since, until)``."""
+        ...
+
 
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(columns))
@@ -293,6 +297,22 @@ class ParquetLogStore:
         frame = self._read(folders, _PRED_SCHEMA)
         return frame[(frame["ts"] >= since) & (frame["ts"] < until)].reset_index(drop=True)
 
+    def request_keys(self, since: float, until: float) -> tuple[set[str], set[str]]:
+        base = self.home / "predictions"
+        files = [
+            f
+            for m in base.glob("model=*")
+            for folder in _day_folders(m, since, until)
+            for f in folder.glob("part-*")
+        ]
+        ids: set[str] = set()
+        keys: set[str] = set()
+        for f in files:
+            table = pq.read_table(f, columns=["request_id", "entity_key"])
+            ids.update(table.column("request_id").to_pylist())
+            keys.update(k for k in table.column("entity_key").to_pylist() if k is not None)
+        return ids, keys
+
     def feedback(self, since: float) -> pd.DataFrame:
         base = self.home / "feedback"
         return self._read(_day_folders(base, since, 4e9), _FEEDBACK_SCHEMA)
@@ -373,6 +393,13 @@ class SqlLogStore:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query.order_by(t.c.ts))]
         return _frame(rows, PREDICTION_COLUMNS)
+
+    def request_keys(self, since: float, until: float) -> tuple[set[str], set[str]]:
+        t = monitor_predictions
+        query = sa.select(t.c.request_id, t.c.entity_key).where(t.c.ts >= since, t.c.ts < until)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {r[0] for r in rows}, {r[1] for r in rows if r[1] is not None}
 
     def feedback(self, since: float) -> pd.DataFrame:
         t = monitor_feedback

@@ -1,0 +1,278 @@
+"""The monitor service: reads the compacted log, joins feedback, reports windows.
+
+I/O edge of the live side: it owns the log store choice (Parquet under the home
+folder, or SQL tables when the metadata database is PostgreSQL), compacts the
+spool before it reads, and hands rows to the pure ``observe_rows``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mloop._clock import Clock, SystemClock
+from mloop.config import Settings
+from mloop.errors import InvalidInput
+from mloop.monitor._alerts import parse_duration
+from mloop.monitor._compact import compact_stream
+from mloop.monitor._feedback import FeedbackLog, FeedbackResult, join_feedback
+from mloop.monitor._log import PredictionLog
+from mloop.monitor._logstore import LogStore, ParquetLogStore, SqlLogStore
+from mloop.monitor._observe import WindowStatus, observe_rows
+
+if TYPE_CHECKING:
+    from mloop.registry import ModelVersion, Registry
+
+__all__ = ["Monitor", "MonitorStatus", "parse_since"]
+
+_MAX_WINDOWS = 1000
+_FEEDBACK_LOOKBACK_S = 30 * 86400.0
+
+
+def parse_since(value: str | float | int | dt.datetime | None, now: float, default: str) -> float:
+    """Epoch seconds from ``"24h"`` (ago), an epoch number, an ISO date/time or a datetime."""
+    if value is None:
+        value = default
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return now - parse_duration(text, "since")
+    except Exception:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"since={value!r} is neither a duration (24h, 7d), an epoch time nor an ISO date."
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+@dataclass(frozen=True)
+class MonitorStatus:
+    """A model's monitoring windows from ``since`` to ``until``."""
+
+    model: str
+    reference_version: int | None
+    since: float
+    until: float
+    window: float
+    windows: list[WindowStatus] = field(default_factory=list)
+    version: int | None = None
+
+    @property
+    def total(self) -> WindowStatus | None:
+        """The last (most recent) window, or None without windows."""
+        return self.windows[-1] if self.windows else None
+
+    def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "model": self.model,
+            "reference_version": self.reference_version,
+            "version": self.version,
+            "since": self.since,
+            "until": self.until,
+            "window_s": self.window,
+            "windows": [w.to_dict(detail=detail) for w in self.windows],
+        }
+
+
+class Monitor:
+    """Live monitoring of logged predictions: status, feedback, per-version observations."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        *,
+        clock: Clock | None = None,
+        prediction_log: PredictionLog | None = None,
+        store: LogStore | None = None,
+    ) -> None:
+        self.settings = settings
+        if registry is None:
+            from mloop.registry import Registry
+
+            registry = Registry(settings)
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.prediction_log = prediction_log
+        self._feedback_log: FeedbackLog | None = None
+        self.store: LogStore = store or self._default_store()
+
+    def _default_store(self) -> LogStore:
+        if self.settings.database_url.startswith(("postgresql", "postgres")):
+            return SqlLogStore(self.registry.store.engine)
+        return ParquetLogStore(self.settings.home)
+
+    @property
+    def feedback_log(self) -> FeedbackLog:
+        """The durable label log (opened on first use)."""
+        if self._feedback_log is None:
+            self._feedback_log = FeedbackLog(self.settings)
+        return self._feedback_log
+
+    def compact(self) -> int:
+        """Move spooled predictions and labels into the log store; return records moved."""
+        root = self.settings.home / "spool"
+        return compact_stream(self.store, root, "predictions") + compact_stream(
+            self.store, root, "feedback"
+        )
+
+    # --- feedback ----------------------------------------------------------------------
+
+    def feedback(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> FeedbackResult:
+        """Store labels durably (returns once they are on disk) and count the matched ones."""
+        clean = self._add_feedback(records)
+        self.feedback_log.flush()
+        return self._match(clean)
+
+    async def afeedback(
+        self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]
+    ) -> FeedbackResult:
+        """``feedback`` for async servers: waits for disk without blocking the loop."""
+        clean = self._add_feedback(records)
+        await self.feedback_log.durable()
+        return self._match(clean)
+
+    def _add_feedback(
+        self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        items = [records] if isinstance(records, Mapping) else list(records)
+        if not items:
+            raise InvalidInput("No feedback given; send one label or a list of labels.")
+        return self.feedback_log.add(items, self.clock.now())
+
+    def _match(self, clean: list[dict[str, Any]]) -> FeedbackResult:
+        now = self.clock.now()
+        self.compact()
+        ids, keys = self.store.request_keys(now - _FEEDBACK_LOOKBACK_S, now + 86400.0)
+        matched = sum(
+            1
+            for item in clean
+            if (item["request_id"] is not None and item["request_id"] in ids)
+            or (item["request_id"] is None and item["entity_key"] in keys)
+        )
+        return FeedbackResult(len(clean), matched, len(clean) - matched)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def predictions(self, model: str | None, since: float, until: float) -> pd.DataFrame:
+        """Logged prediction rows (one per predicted row) with their joined ``label``."""
+        self.compact()
+        rows = self.store.predictions(model, since, until)
+        labels = join_feedback(rows, self.store.feedback(since))
+        return rows.assign(label=labels)
+
+    def _reference(self, model: str, version: int | None) -> ModelVersion:
+        return self.registry.get(model if version is None else f"{model}:{version}")
+
+    def status(
+        self,
+        model: str,
+        *,
+        since: str | float | dt.datetime | None = None,
+        until: str | float | dt.datetime | None = None,
+        window: str | float | None = None,
+        version: int | None = None,
+    ) -> MonitorStatus:
+        """Per-window drift, data quality and performance of ``model`` (one version or all)."""
+        now = self.clock.now()
+        start = parse_since(since, now, "24h")
+        stop = now if until is None else parse_since(until, now, "0s")
+        width = parse_duration(window or self.settings.monitor.window, "window")
+        if stop <= start:
+            raise InvalidInput(f"until ({stop}) must be after since ({start}).")
+        if (stop - start) / width > _MAX_WINDOWS:
+            raise InvalidInput(
+                f"{math.ceil((stop - start) / width)} windows of {width:g} s between since and "
+                f"until; use a wider window (at most {_MAX_WINDOWS} windows)."
+            )
+        mv = self._reference(model, version)
+        rows = self.predictions(model, start, stop)
+        if version is not None:
+            rows = rows[rows["version"] == version]
+        windows = []
+        edge = start
+        while edge < stop:
+            end = min(edge + width, stop)
+            part = rows[(rows["ts"] >= edge) & (rows["ts"] < end)]
+            windows.append(self._observe(mv, edge, end, part))
+            edge = end
+        return MonitorStatus(model, mv.version, start, stop, width, windows, version)
+
+    def _observe(
+        self, mv: ModelVersion, start: float, end: float, rows: pd.DataFrame
+    ) -> WindowStatus:
+        return observe_rows(
+            mv.name,
+            start,
+            end,
+            rows.reset_index(drop=True),
+            rows["label"].reset_index(drop=True) if "label" in rows else None,
+            task=mv.task,
+            classes=mv.classes,
+            profile=mv.profile,
+            schema=mv.schema,
+        )
+
+    def observe_window(
+        self,
+        model: str,
+        version: int,
+        *,
+        since: str | float | dt.datetime,
+        until: str | float | dt.datetime | None = None,
+    ) -> WindowStatus:
+        """One window of one version (for the rollout controller's guards).
+
+        Reference = that version's own profile: prediction drift, realized accuracy
+        (where labels arrived), estimated accuracy and data quality of its traffic.
+        """
+        now = self.clock.now()
+        start = parse_since(since, now, "1h")
+        stop = now if until is None else parse_since(until, now, "0s")
+        mv = self._reference(model, version)
+        rows = self.predictions(model, start, stop)
+        return self._observe(mv, start, stop, rows[rows["version"] == version])
+
+    def report(
+        self,
+        model: str,
+        *,
+        since: str | float | dt.datetime | None = None,
+        until: str | float | dt.datetime | None = None,
+        window: str | float | None = None,
+        version: int | None = None,
+    ) -> tuple[MonitorStatus, str]:
+        """The status and a self-contained HTML report (timeline + whole-period drift)."""
+        from mloop.monitor._report import render_status_html
+
+        status = self.status(model, since=since, until=until, window=window, version=version)
+        mv = self._reference(model, version)
+        rows = self.predictions(model, status.since, status.until)
+        if version is not None:
+            rows = rows[rows["version"] == version]
+        overall = self._observe(mv, status.since, status.until, rows)
+        return status, render_status_html(status, overall)
+
+    def close(self) -> None:
+        """Close the label log this monitor opened."""
+        if self._feedback_log is not None:
+            self._feedback_log.close()
+            self._feedback_log = None
