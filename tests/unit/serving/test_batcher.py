@@ -1,0 +1,113 @@
+"""The micro-batcher: immediate dispatch when idle, batching under load, bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from mloop.errors import Overloaded
+from mloop.serving import Batcher
+
+pytestmark = pytest.mark.anyio
+
+
+class Gate:
+    """A run function that records batches and blocks until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def __call__(self, payloads: Sequence[int]) -> list[int | BaseException]:
+        self.batches.append(list(payloads))
+        self.started.set()
+        self.release.wait(5)
+        return [p * 10 if p >= 0 else ValueError(f"bad {p}") for p in payloads]
+
+
+async def test_idle_batcher_dispatches_a_lone_request_at_once() -> None:
+    gate = Gate()
+    gate.release.set()
+    batcher: Batcher[int, int] = Batcher(gate, max_delay_ms=1000)
+    assert await batcher.submit(1) == 10
+    assert gate.batches == [[1]]
+
+
+async def test_requests_arriving_while_busy_go_out_as_one_batch() -> None:
+    gate = Gate()
+    batcher: Batcher[int, int] = Batcher(gate, max_batch_size=8, max_delay_ms=0)
+    first = batcher.submit(1)
+    await asyncio.to_thread(gate.started.wait, 5)
+    rest = [batcher.submit(i) for i in range(2, 6)]
+    assert batcher.depth == 4
+    gate.release.set()
+    assert await asyncio.gather(first, *rest) == [10, 20, 30, 40, 50]
+    assert gate.batches == [[1], [2, 3, 4, 5]]
+
+
+async def test_batch_size_is_bounded_in_rows() -> None:
+    gate = Gate()
+    batcher: Batcher[int, int] = Batcher(gate, max_batch_size=3, max_delay_ms=0)
+    first = batcher.submit(0)
+    await asyncio.to_thread(gate.started.wait, 5)
+    rest = [batcher.submit(i, rows=2) for i in range(1, 4)]
+    gate.release.set()
+    await asyncio.gather(first, *rest)
+    assert gate.batches == [[0], [1], [2], [3]]
+
+
+async def test_one_failing_request_does_not_fail_its_batch() -> None:
+    gate = Gate()
+    batcher: Batcher[int, int] = Batcher(gate, max_delay_ms=0)
+    first = batcher.submit(1)
+    await asyncio.to_thread(gate.started.wait, 5)
+    bad, good = batcher.submit(-1), batcher.submit(2)
+    gate.release.set()
+    assert await first == 10
+    with pytest.raises(ValueError, match="bad -1"):
+        await bad
+    assert await good == 20
+
+
+async def test_full_queue_refuses_with_retry_after() -> None:
+    gate = Gate()
+    batcher: Batcher[int, int] = Batcher(gate, queue_limit=2, name="churn:1")
+    first = batcher.submit(1)
+    await asyncio.to_thread(gate.started.wait, 5)
+    queued = [batcher.submit(2), batcher.submit(3)]
+    with pytest.raises(Overloaded) as info:
+        batcher.submit(4)
+    assert info.value.status_code == 429
+    assert "Retry-After" in info.value.headers()
+    gate.release.set()
+    await asyncio.gather(first, *queued)
+
+
+async def test_interactive_lane_goes_first_and_batch_lane_has_less_room() -> None:
+    gate = Gate()
+    batcher: Batcher[int, int] = Batcher(gate, queue_limit=4, max_batch_size=1, max_delay_ms=0)
+    first = batcher.submit(0)
+    await asyncio.to_thread(gate.started.wait, 5)
+    low = [batcher.submit(1, priority="batch"), batcher.submit(2, priority="batch")]
+    with pytest.raises(Overloaded):
+        batcher.submit(3, priority="batch")
+    high = batcher.submit(4, priority="interactive")
+    gate.release.set()
+    await asyncio.gather(first, high, *low)
+    assert gate.batches == [[0], [4], [1], [2]]
+
+
+async def test_cancelled_requests_are_not_computed() -> None:
+    gate = Gate()
+    batcher: Batcher[int, int] = Batcher(gate, max_delay_ms=0)
+    first = batcher.submit(1)
+    await asyncio.to_thread(gate.started.wait, 5)
+    gone, kept = batcher.submit(2), batcher.submit(3)
+    gone.cancel()
+    gate.release.set()
+    await asyncio.gather(first, kept)
+    assert gate.batches == [[1], [3]]
