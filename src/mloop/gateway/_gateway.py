@@ -263,7 +263,9 @@ class Gateway:
     ) -> ChatResult | StreamResult:
         dep = self.config.deployments[grant.deployment]
         template = route.template_for(dep.name)
-        payload = {**body, "messages": template.render(body["messages"])}
+        payload = {**body, "messages": template.render(body["messages"]), "stream": stream}
+        if not stream:
+            payload.pop("stream_options", None)
         adapter = adapter_for(dep)
         request = adapter.build(dep, payload, self._keys[dep.name])
         started = self.clock.monotonic()

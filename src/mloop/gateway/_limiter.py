@@ -18,7 +18,7 @@ class Lease:
 
     deployment: str
     tokens: int
-    mark: tuple[int, int]
+    mark: tuple[int, int, int]
     lease_id: str = ""
 
 

@@ -88,8 +88,12 @@ class Quota:
         self.tokens = TokenBucket.full(token_capacity, tpm / window_s, now)
         self.inflight = 0
         self.blocked_until = 0.0
-        self.sent_requests = 0
-        self.sent_tokens = 0
+        # Calls the provider has (probably) charged, counted in send order, so a
+        # response's "remaining" can be aged by what was sent after it.
+        self.seq = 0
+        self.anchored_seq = 0
+        self.charged_requests = 0
+        self.charged_tokens = 0
 
     def wait(self, tokens: int, now: float) -> tuple[float, str]:
         """Seconds until a call of ``tokens`` may go, and what it waits on ('' if none)."""
@@ -103,14 +107,15 @@ class Quota:
             return 0.0, ""
         return (w_req, "requests") if w_req >= w_tok else (w_tok, "tokens")
 
-    def take(self, tokens: int, now: float) -> tuple[int, int]:
-        """Charge one call; returns the send counters at this call (for later correction)."""
+    def take(self, tokens: int, now: float) -> tuple[int, int, int]:
+        """Charge one call; returns its mark (sequence, charged calls and tokens before it)."""
         self.requests.take(1, now)
         self.tokens.take(tokens, now)
         self.inflight += 1
-        mark = (self.sent_requests, self.sent_tokens)
-        self.sent_requests += 1
-        self.sent_tokens += tokens
+        self.seq += 1
+        mark = (self.seq, self.charged_requests, self.charged_tokens)
+        self.charged_requests += 1
+        self.charged_tokens += tokens
         return mark
 
     def release(self) -> None:
@@ -118,29 +123,39 @@ class Quota:
         self.inflight = max(0, self.inflight - 1)
 
     def observe(
-        self, obs: Observation, mark: tuple[int, int], charged_tokens: int, now: float
+        self, obs: Observation, mark: tuple[int, int, int], charged_tokens: int, now: float
     ) -> None:
         """Re-anchor the local copy on what the provider reported for one call."""
-        sent_after_req = self.sent_requests - mark[0] - 1
-        sent_after_tok = self.sent_tokens - mark[1] - charged_tokens
-        _anchor(
-            self.requests,
-            obs.limit_requests,
-            obs.remaining_requests,
-            obs.reset_requests_s,
-            sent_after_req,
-            self.window_s,
-            now,
-        )
-        _anchor(
-            self.tokens,
-            obs.limit_tokens,
-            obs.remaining_tokens,
-            obs.reset_tokens_s,
-            sent_after_tok,
-            self.window_s,
-            now,
-        )
+        seq, before_req, before_tok = mark
+        if obs.rate_limited:
+            # Rejected calls cost nothing at the provider: stop counting this one.
+            self.charged_requests -= 1
+            self.charged_tokens -= charged_tokens
+            self.tokens.level = min(self.tokens.capacity, self.tokens.level + charged_tokens)
+        own_req, own_tok = (0, 0) if obs.rate_limited else (1, charged_tokens)
+        if seq > self.anchored_seq:
+            # Only a response newer than the last one used may move the copy.
+            self.anchored_seq = seq
+            after_req = self.charged_requests - before_req - own_req
+            after_tok = self.charged_tokens - before_tok - own_tok
+            _anchor(
+                self.requests,
+                obs.limit_requests,
+                obs.remaining_requests,
+                obs.reset_requests_s,
+                after_req,
+                self.window_s,
+                now,
+            )
+            _anchor(
+                self.tokens,
+                obs.limit_tokens,
+                obs.remaining_tokens,
+                obs.reset_tokens_s,
+                after_tok,
+                self.window_s,
+                now,
+            )
         if obs.remaining_tokens is None and obs.used_tokens is not None:
             # No header: the provider charged what it used, not what we estimated.
             self.tokens.refill(now)

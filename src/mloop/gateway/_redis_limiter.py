@@ -25,7 +25,8 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local h = KEYS[1]
 if redis.call('EXISTS', h) == 0 then
   redis.call('HSET', h, 'rl', ARGV[1], 'rc', ARGV[1], 'rr', ARGV[2], 'tl', ARGV[3],
-             'tc', ARGV[3], 'tr', ARGV[4], 'ts', now, 'bu', 0, 'sr', 0, 'st', 0)
+             'tc', ARGV[3], 'tr', ARGV[4], 'ts', now, 'bu', 0, 'sr', 0, 'st', 0,
+             'sq', 0, 'as', 0)
 end
 local v = redis.call('HMGET', h, 'rl', 'rc', 'rr', 'tl', 'tc', 'tr', 'ts', 'bu', 'sr', 'st')
 local rl, rc, rr = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
@@ -63,11 +64,12 @@ if wr > 0 or wt > 0 then
 end
 if rc > 0 then rl = rl - 1 end
 if tc > 0 then tl = tl - tokens end
+local sq = redis.call('HINCRBY', h, 'sq', 1)
 redis.call('HSET', h, 'rl', tostring(rl), 'tl', tostring(tl), 'sr', tostring(sr + 1),
            'st', tostring(st + tokens))
 if conc > 0 then redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), ARGV[7]) end
 redis.call('PEXPIRE', h, 86400000)
-return {1, tostring(sr), tostring(st)}
+return {1, tostring(sq), tostring(sr), tostring(st)}
 """
 )
 
@@ -88,23 +90,35 @@ local function anchor(level, cap, rate, limit, remaining, reset, sent_after)
   level = math.min(cap, remaining - math.max(0, sent_after))
   return level, cap, rate
 end
-local charged = tonumber(ARGV[14])
-rl, rc, rr = anchor(rl, rc, rr, num(ARGV[6]), num(ARGV[7]), num(ARGV[8]),
-                    sr - tonumber(ARGV[12]) - 1)
-tl, tc, tr = anchor(tl, tc, tr, num(ARGV[9]), num(ARGV[10]), num(ARGV[11]),
-                    st - tonumber(ARGV[13]) - charged)
-local used = num(ARGV[15])
+local seq, before_r, before_t = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local charged = tonumber(ARGV[15])
+local limited = ARGV[17] == '1'
+local own_r, own_t = 1, charged
+if limited then
+  -- Rejected calls cost nothing at the provider: stop counting this one.
+  sr = sr - 1; st = st - charged; own_r = 0; own_t = 0
+  if tc > 0 then tl = math.min(tc, tl + charged) end
+end
+local anchored = tonumber(redis.call('HGET', h, 'as') or '0')
+if seq > anchored then
+  redis.call('HSET', h, 'as', tostring(seq))
+  rl, rc, rr = anchor(rl, rc, rr, num(ARGV[6]), num(ARGV[7]), num(ARGV[8]),
+                      sr - before_r - own_r)
+  tl, tc, tr = anchor(tl, tc, tr, num(ARGV[9]), num(ARGV[10]), num(ARGV[11]),
+                      st - before_t - own_t)
+end
+local used = num(ARGV[16])
 if num(ARGV[10]) == nil and used ~= nil and tc > 0 then
   tl = math.min(tc, tl + charged - used)
 end
-if ARGV[16] == '1' then
+if limited then
   rl = math.min(rl, 0)
-  local wait = num(ARGV[17]) or 1
+  local wait = num(ARGV[18]) or 1
   bu = math.max(bu, now + wait)
 end
 redis.call('HSET', h, 'rl', tostring(rl), 'rc', tostring(rc), 'rr', tostring(rr),
            'tl', tostring(tl), 'tc', tostring(tc), 'tr', tostring(tr), 'ts', tostring(now),
-           'bu', tostring(bu))
+           'bu', tostring(bu), 'sr', tostring(sr), 'st', tostring(st))
 return 1
 """
 )
@@ -154,11 +168,11 @@ class RedisLimiter:
             lease_id,
             repr(self.lease_ttl_s),
         ]
-        ok, a, b = await self._acquire(keys=self._keys(deployment), args=args)
-        if int(ok) != 1:
-            wait = float(a)
-            return Admission(None, float("inf") if wait < 0 else wait, b.decode())
-        mark = (int(float(a)), int(float(b)))
+        reply = await self._acquire(keys=self._keys(deployment), args=args)
+        if int(reply[0]) != 1:
+            wait = float(reply[1])
+            return Admission(None, float("inf") if wait < 0 else wait, reply[2].decode())
+        mark = (int(float(reply[1])), int(float(reply[2])), int(float(reply[3])))
         return Admission(Lease(deployment, tokens, mark, lease_id))
 
     async def release(self, lease: Lease, now: float) -> None:
@@ -178,6 +192,7 @@ class RedisLimiter:
             _arg(obs.reset_tokens_s),
             str(lease.mark[0]),
             str(lease.mark[1]),
+            str(lease.mark[2]),
             str(lease.tokens),
             _arg(obs.used_tokens),
             "1" if obs.rate_limited else "0",

@@ -271,12 +271,13 @@ class Scheduler:
                     continue
                 next_at = min(next_at, ticket.deadline)
             grant, wake_at, usable = await self._try_ticket(ticket, now, blocked)
-            next_at = min(next_at, wake_at)
             if grant is not None:
                 self._remove(ticket)
                 fut.set_result(grant)
             elif not usable:
                 self._fail(ticket, now)
+            else:
+                next_at = min(next_at, wake_at)
             if blocked >= self._all:
                 # Nothing else can be admitted; still honour the deadlines of the rest.
                 deadlines = [t.deadline for _, t in self._queue if t.deadline is not None]

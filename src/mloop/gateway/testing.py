@@ -13,14 +13,17 @@ model answers 503 for a while. Run it as an ASGI app in-process
 from __future__ import annotations
 
 import argparse
+import asyncio
+import heapq
+import itertools
 import json
 import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +33,67 @@ from starlette.routing import Route
 from mloop._clock import Clock, SystemClock
 from mloop.gateway._quota import TokenBucket
 
-__all__ = ["MockModel", "MockProvider", "mock_tokens"]
+__all__ = ["MockModel", "MockProvider", "VirtualClock", "mock_tokens"]
+
+
+_T = TypeVar("_T")
+
+
+class VirtualClock:
+    """Discrete-event time for async tests: time jumps to the next sleeper once all tasks wait.
+
+    Unlike ``ManualClock`` (whose every ``sleep`` advances time, so concurrent
+    sleepers add up), each ``sleep`` here waits until virtual time reaches its
+    deadline, and ``run`` advances time only when nothing else can make progress.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._wall0 = start
+        self._mono = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._wall0 + self._mono
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._mono + seconds, next(self._seq), fut))
+        await fut
+
+    async def _settle(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(10_000):
+            await asyncio.sleep(0)
+            # Private, but the only way to know every ready callback has run.
+            if not getattr(loop, "_ready", ()):
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                if not getattr(loop, "_ready", ()):
+                    return
+
+    async def run(self, main: Awaitable[_T]) -> _T:
+        """Run ``main`` to completion, advancing virtual time whenever everything waits."""
+        task = asyncio.ensure_future(main)
+        while not task.done():
+            await self._settle()
+            if task.done():
+                break
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)
+            if not self._sleepers:
+                await asyncio.sleep(0.001)  # waiting on real I/O
+                continue
+            when, _, fut = heapq.heappop(self._sleepers)
+            self._mono = max(self._mono, when)
+            fut.set_result(None)
+        return task.result()
 
 
 @dataclass
