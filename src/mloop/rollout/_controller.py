@@ -40,6 +40,7 @@ class Controller:
         holder: str | None = None,
         lease_ttl_s: float = 15.0,
         tick_s: float = 1.0,
+        baseline_s: float = 3600.0,
         actor: str = "rollout-controller",
     ) -> None:
         self.clock = clock or SystemClock()
@@ -48,6 +49,7 @@ class Controller:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl_s = lease_ttl_s
         self.tick_s = tick_s
+        self.baseline_s = baseline_s
         self.actor = actor
         self._last_eval: dict[str, float] = {}
 
@@ -68,13 +70,17 @@ class Controller:
             if last is not None and now - last < policy.interval_s and state.phase != "warming":
                 continue
             self._last_eval[state.id] = now
-            stats = self.source.observe(
-                state.model, [state.stable, state.candidate], state.step_started_at
+            # The candidate is judged on this step's traffic only; stable is the baseline
+            # over the whole rollout plus ``baseline_s`` before it, because at 100 % (or
+            # after a blue-green switch) stable serves nothing new to compare against.
+            candidate = self.source.observe(state.model, [state.candidate], state.step_started_at)
+            stable = self.source.observe(
+                state.model, [state.stable], state.started_at - self.baseline_s
             )
             obs = Observations(
                 at=now,
-                stable=stats.get(state.stable, VersionStats()),
-                candidate=stats.get(state.candidate, VersionStats(ready=False)),
+                stable=stable.get(state.stable, VersionStats()),
+                candidate=candidate.get(state.candidate, VersionStats(ready=False)),
             )
             decision = next_step(policy, state, obs)
             if not decision.transition and decision.state == state:

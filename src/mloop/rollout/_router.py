@@ -61,6 +61,7 @@ def bucket(salt: str, key: str) -> int:
 class _Entry:
     stable: RouteDecision
     stable_mirrored: RouteDecision  # stable plus shadow copy (shadow rollouts only)
+    shadow_version: int | None
     candidate: RouteDecision | None
     candidate_version: int | None
     threshold: int  # keys hashing below this bucket go to the candidate
@@ -71,14 +72,17 @@ class _Entry:
 def _entry(state: RolloutState) -> _Entry:
     ab = state.strategy == "ab"
     stable = RouteDecision(state.stable, (), "a" if ab and state.candidate_serves else "stable")
-    mirrored = stable
+    mirrored, shadow = stable, None
     if state.strategy == "shadow" and state.phase == "running":
-        mirrored = RouteDecision(state.stable, (state.candidate,), "stable")
+        mirrored, shadow = (
+            RouteDecision(state.stable, (state.candidate,), "stable"),
+            state.candidate,
+        )
     # A paused rollout keeps its current split: pausing freezes, it does not roll back.
     serves = state.candidate_serves
     candidate = RouteDecision(state.candidate, (), "b" if ab else "candidate") if serves else None
     threshold = round(state.weight / 100 * _BUCKETS) if serves else 0
-    return _Entry(stable, mirrored, candidate, state.candidate, threshold, state.id, ab)
+    return _Entry(stable, mirrored, shadow, candidate, state.candidate, threshold, state.id, ab)
 
 
 class RoutingTable:
@@ -93,7 +97,7 @@ class RoutingTable:
     ) -> None:
         self._is_ready = is_ready
         self._entries: dict[str, _Entry] = {
-            model: _Entry(RouteDecision(v), RouteDecision(v), None, None, 0, "", False)
+            model: _Entry(RouteDecision(v), RouteDecision(v), None, None, None, 0, "", False)
             for model, v in production.items()
         }
         self._in_use: dict[str, set[int]] = {m: {v} for m, v in production.items()}
@@ -114,9 +118,8 @@ class RoutingTable:
         ready = self._is_ready
         version = entry.candidate_version
         if entry.candidate is None or version is None:
-            if entry.stable_mirrored is not entry.stable and (
-                ready is None or ready(model, entry.stable_mirrored.shadow[0])
-            ):
+            shadow = entry.shadow_version
+            if shadow is not None and (ready is None or ready(model, shadow)):
                 return entry.stable_mirrored
             return entry.stable
         if key is None:
