@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mloop.contracts import _cells as cells
 from mloop.contracts._column import Column, Kind, Policy
@@ -102,9 +101,14 @@ def make_plan(columns: Sequence[Column]) -> Plan:
 
 
 def coerce_with_plan(
-    plan: Plan, data: Any, *, on_unknown_category: Policy, on_out_of_range: Policy
-) -> tuple[pd.DataFrame, list[Violation]]:
-    """Validate ``data``; the frame has exactly the plan's columns, in order."""
+    plan: Plan,
+    data: Any,
+    *,
+    on_unknown_category: Policy,
+    on_out_of_range: Policy,
+    as_matrix: bool = False,
+) -> tuple[Any, list[Violation]]:
+    """Validate ``data``; the frame (or float matrix) has exactly the plan's columns, in order."""
     source = open_source(data, plan.names)
     n = source.n
     out: list[Violation] = []
@@ -127,13 +131,24 @@ def coerce_with_plan(
                 arr = block[j]
             else:
                 arr = _slow_column(col, source, n, out, on_unknown_category, on_out_of_range)
-            blocks.append((restore_dtype(col, arr), (pos,)))
+            blocks.append((arr if as_matrix else restore_dtype(col, arr), (pos,)))
     for name in source.extra(plan.names, all_present):
         out.append(Violation(None, name, None, "no such column", "unknown_column", "flag"))
     if len(out) > 1:
         last = len(plan.names)
         out.sort(key=lambda v: (plan.position.get(v.field, last), -1 if v.row is None else v.row))
+    if as_matrix:
+        return _matrix(blocks, len(plan.names), n), out
     return assemble_frame(plan.names, blocks, n, source.index), out
+
+
+def _matrix(blocks: list[Block], k: int, n: int) -> np.ndarray:
+    """Rows x columns float64 matrix of numeric blocks (missing cells are NaN)."""
+    out = np.empty((k, n), dtype=np.float64)
+    for arr, positions in blocks:
+        values = np.asarray(arr, dtype=np.float64)
+        out[list(positions)] = values.reshape(len(positions), n)
+    return out.T
 
 
 def _slow_column(

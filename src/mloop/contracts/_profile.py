@@ -296,10 +296,14 @@ def bin_counts(profile: FeatureProfile, values: Any) -> tuple[np.ndarray, int]:
         idx = np.searchsorted(edges, present, side="right")
         return np.bincount(idx, minlength=edges.size + 1), int(x.size - present.size)
     text, missing = _as_text(values)
-    codes = _category_index(profile.categories).get_indexer(text)
     other = len(profile.categories)
-    codes = np.where(codes < 0, other, codes)
-    return np.bincount(codes, minlength=other + 1), missing
+    # Factorize first: looking up a few distinct values beats hashing every row twice.
+    codes, uniques = pd.factorize(text)
+    where = _category_index(profile.categories).get_indexer(uniques)
+    where = np.where(where < 0, other, where)
+    per_unique = np.bincount(codes, minlength=len(uniques)) if len(uniques) else np.zeros(0)
+    counts = np.bincount(where, weights=per_unique, minlength=other + 1).astype(np.int64)
+    return counts, missing
 
 
 @lru_cache(maxsize=1024)
@@ -314,25 +318,35 @@ def _as_float(values: Any) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind in "fiub":
         return arr.astype(np.float64).ravel()
-    flat = pd.Series(arr.astype(object).ravel(), dtype=object)
-    # Booleans count as 0/1; text and other objects are not numbers here.
-    flat = flat.map(lambda v: float(v) if isinstance(v, numbers.Real) else None)
-    out: np.ndarray = pd.to_numeric(flat, errors="coerce").to_numpy(
+    flat = arr.astype(object).ravel()
+    inferred = pd.api.types.infer_dtype(flat, skipna=True)
+    if inferred in ("floating", "integer", "mixed-integer-float", "empty"):
+        series = pd.Series(flat, dtype=object)
+    else:
+        # Booleans count as 0/1; text and other objects are not numbers here.
+        series = pd.Series(flat, dtype=object).map(
+            lambda v: float(v) if isinstance(v, numbers.Real) else None
+        )
+    out: np.ndarray = pd.to_numeric(series, errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan
     )
     return out
 
 
 def _as_text(values: Any) -> tuple[np.ndarray, int]:
-    """Non-missing values as an object array of ``str``, and the missing count."""
-    if isinstance(values, pd.Series):
+    """Non-missing values as ``str`` (as ``str(v)`` would write them), and the missing count."""
+    if isinstance(values, pd.Series | pd.Index):
         arr = values.to_numpy(dtype=object, na_value=None)
     else:
-        arr = np.asarray(values, dtype=object).ravel()
+        arr = np.asarray(values)
+        if arr.dtype.kind in "biuU":
+            return arr.astype(str).astype(object).ravel(), 0
+        arr = arr.astype(object).ravel()
     missing = pd.isna(arr)
-    kept = arr[~missing]
-    text = np.array([str(v) for v in kept.tolist()], dtype=object)
-    return text, int(missing.sum())
+    kept = arr[~missing] if missing.any() else arr
+    if pd.api.types.infer_dtype(kept, skipna=False) not in ("string", "empty"):
+        kept = np.array([str(v) for v in kept.tolist()], dtype=object)
+    return kept, int(missing.sum())
 
 
 def _opt_float(v: Any) -> float | None:

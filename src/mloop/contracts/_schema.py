@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from mloop.contracts._coerce import Plan, coerce_with_plan, make_plan
@@ -95,6 +96,31 @@ class Schema:
         )
 
     records_to_frame = coerce
+
+    @property
+    def all_numeric(self) -> bool:
+        """True when every column is float, integer or boolean (see :meth:`coerce_matrix`)."""
+        return all(c.kind in ("float", "integer", "boolean") for c in self.columns)
+
+    def coerce_matrix(self, data: Any) -> tuple[np.ndarray, list[Violation]]:
+        """Like :meth:`coerce` but a rows x columns float64 matrix, for array-input models.
+
+        Only for :attr:`all_numeric` contracts; booleans become 0/1 and missing cells NaN.
+        """
+        if not self.all_numeric:
+            text = [c.name for c in self.columns if c.kind in ("string", "datetime")]
+            raise InvalidInput(
+                f"Columns {text} are not numeric, so the input cannot be one float matrix; "
+                "use coerce() for a DataFrame."
+            )
+        matrix, violations = coerce_with_plan(
+            self._plan,
+            data,
+            on_unknown_category=self.on_unknown_category,
+            on_out_of_range=self.on_out_of_range,
+            as_matrix=True,
+        )
+        return matrix, violations
 
     def validate(self, data: Any) -> list[Violation]:
         """Every violation of ``data`` (rejecting and flagged)."""

@@ -50,10 +50,7 @@ class Violation:
             return f"Column {name} is not part of the contract and is ignored."
         if self.kind == "null_not_allowed":
             return f"Column {name} expects {self.expected}; {where}has no value (null)."
-        if self.kind == "unknown_category":
-            return f"Column {name} expects {self.expected}; {where}has {shown}."
-        if self.kind == "out_of_range":
-            return f"Column {name} expects {self.expected}; {where}has {shown}."
+        # wrong_type, unknown_category, out_of_range
         return f"Column {name} expects {self.expected}; {where}has {shown}."
 
     def to_dict(self) -> dict[str, Any]:

@@ -239,3 +239,22 @@ def test_huge_numbers_are_reported_not_raised() -> None:
     schema = Schema((Column("n", "integer"), Column("x", "float")))
     _, violations = schema.coerce([{"n": 10**30, "x": 10**400}])
     assert kinds(violations) == [("wrong_type", "n", 0, "reject"), ("wrong_type", "x", 0, "reject")]
+
+
+def test_numeric_contract_gives_a_float_matrix() -> None:
+    schema = Schema((Column("a", "float"), Column("n", "integer"), Column("b", "boolean")))
+    assert schema.all_numeric
+    matrix, violations = schema.coerce_matrix(
+        [{"a": 1.5, "n": 2, "b": True}, {"a": 3, "n": 4, "b": 0}]
+    )
+    assert violations == []
+    np.testing.assert_array_equal(matrix, [[1.5, 2.0, 1.0], [3.0, 4.0, 0.0]])
+    matrix, violations = schema.coerce_matrix({"a": [None], "n": ["x"], "b": [False]})
+    assert [v.kind for v in violations] == ["null_not_allowed", "wrong_type"]
+    assert np.isnan(matrix[0, :2]).all()
+
+
+def test_matrix_needs_a_numeric_contract(schema: Schema) -> None:
+    assert not schema.all_numeric
+    with pytest.raises(InvalidInput, match=r"\['city'\] are not numeric"):
+        schema.coerce_matrix([GOOD])
