@@ -1,0 +1,231 @@
+"""The gateway app in-process, driven by the real ``openai`` client; async jobs survive restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from fastapi import FastAPI
+
+from mloop.gateway import SqlJobStore, create_app, parse_config
+from mloop.gateway.testing import MockModel, MockProvider
+
+
+def gateway_config(**big: Any) -> Any:
+    return parse_config(
+        {
+            "deployments": [
+                {"name": "big", "base_url": "http://mock/v1", "model": "big", **big},
+                {"name": "small", "base_url": "http://mock/v1", "model": "small"},
+            ],
+            "routes": {"smart": {"chain": ["big", "small"]}, "solo": {"chain": ["big"]}},
+        }
+    )
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            yield http
+
+
+def make_app(provider: MockProvider, tmp_path: Path, **kw: Any) -> FastAPI:
+    store = SqlJobStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    return create_app(
+        kw.pop("config", gateway_config()),
+        job_store=store,
+        transport=httpx.ASGITransport(app=provider.app),
+        **kw,
+    )
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_openai_client_non_streaming_and_streaming(tmp_path: Path) -> None:
+    provider = MockProvider({"big": MockModel(content="Hello there"), "small": MockModel()})
+    app = make_app(provider, tmp_path)
+
+    async def scenario() -> tuple[Any, str, list[str]]:
+        async with running(app) as http:
+            client = openai.AsyncOpenAI(
+                base_url="http://gw/v1", api_key="unused", http_client=http, max_retries=0
+            )
+            answer = await client.chat.completions.create(
+                model="smart", messages=[{"role": "user", "content": "hi"}], max_tokens=10
+            )
+            stream = await client.chat.completions.create(
+                model="smart", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            text = ""
+            async for chunk in stream:
+                if chunk.choices:
+                    text += chunk.choices[0].delta.content or ""
+            models = [m.id async for m in client.models.list()]
+            return answer, text, models
+
+    answer, text, models = run(scenario())
+    assert answer.choices[0].message.content == "Hello there"
+    assert answer.usage is not None and answer.usage.total_tokens > 0
+    assert text == "Hello there"
+    assert models == ["smart", "solo"]
+
+
+def test_errors_have_the_openai_shape_and_mloops_taxonomy(tmp_path: Path) -> None:
+    provider = MockProvider({"big": MockModel(), "small": MockModel()})
+    app = make_app(provider, tmp_path)
+
+    async def scenario() -> tuple[Any, httpx.Response]:
+        async with running(app) as http:
+            client = openai.AsyncOpenAI(
+                base_url="http://gw/v1", api_key="x", http_client=http, max_retries=0
+            )
+            with pytest.raises(openai.NotFoundError) as info:
+                await client.chat.completions.create(
+                    model="clever", messages=[{"role": "user", "content": "hi"}]
+                )
+            bad = await http.post(
+                "/v1/chat/completions",
+                json={"model": "smart"},
+                headers={"X-Mloop-Priority": "urgent"},
+            )
+            return info.value, bad
+
+    err, bad = run(scenario())
+    body = err.body
+    assert isinstance(body, dict)
+    assert body["type"] == "user_fixable" and body["code"] == "not_found"
+    assert "routes ['smart', 'solo']" in body["message"] and body["retryable"] is False
+    assert bad.status_code == 422
+    assert set(bad.json()["error"]) >= {"message", "type", "code", "param", "retryable"}
+
+
+def test_unmeetable_deadline_gets_429_with_retry_after(tmp_path: Path) -> None:
+    provider = MockProvider(
+        {"big": MockModel(rpm=60, burst_s=1, latency_s=0.01), "small": MockModel()}
+    )
+    config = gateway_config(rpm=60, burst_s=1)
+    app = make_app(provider, tmp_path, config=config)
+
+    async def scenario() -> httpx.Response:
+        async with running(app) as http:
+            body = {"model": "solo", "messages": [{"role": "user", "content": "q"}]}
+            queued = [
+                asyncio.ensure_future(
+                    http.post(
+                        "/v1/chat/completions", json=body, headers={"X-Mloop-Priority": "batch"}
+                    )
+                )
+                for _ in range(10)
+            ]
+            await asyncio.sleep(0.05)
+            refused = await http.post(
+                "/v1/chat/completions", json=body, headers={"X-Mloop-Deadline-Ms": "500"}
+            )
+            for q in queued:
+                q.cancel()
+            await asyncio.gather(*queued, return_exceptions=True)
+            return refused
+
+    refused = run(scenario())
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["error"]["retryable"] is True
+
+
+def test_metrics_are_served_from_the_apps_own_registry(tmp_path: Path) -> None:
+    provider = MockProvider({"big": MockModel(), "small": MockModel()})
+    app = make_app(provider, tmp_path)
+
+    async def scenario() -> str:
+        async with running(app) as http:
+            body = {"model": "smart", "messages": [{"role": "user", "content": "q"}]}
+            assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+            return (await http.get("/metrics")).text
+
+    text = run(scenario())
+    assert 'mloop_gateway_calls_total{deployment="big",outcome="ok"} 1.0' in text
+    assert 'mloop_gateway_requests_total{outcome="ok",priority="interactive",route="smart"}' in text
+
+
+async def poll(http: httpx.AsyncClient, job_id: str, until: Callable[[str], bool]) -> Any:
+    for _ in range(500):
+        job = (await http.get(f"/v1/jobs/{job_id}")).json()
+        if until(job["status"]):
+            return job
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job {job_id} stuck in {job['status']}")
+
+
+def test_jobs_complete_and_call_their_webhook(tmp_path: Path) -> None:
+    provider = MockProvider({"big": MockModel(content="done"), "small": MockModel()})
+    hooks: list[dict[str, Any]] = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        hooks.append(json.loads(request.content))
+        return httpx.Response(204)
+
+    app = make_app(provider, tmp_path, webhook_transport=httpx.MockTransport(hook))
+
+    async def scenario() -> Any:
+        async with running(app) as http:
+            submitted = await http.post(
+                "/v1/jobs",
+                json={
+                    "request": {"model": "smart", "messages": [{"role": "user", "content": "q"}]},
+                    "webhook_url": "http://hooks.example/done",
+                },
+            )
+            assert submitted.status_code == 202
+            job = await poll(http, submitted.json()["id"], lambda s: s == "succeeded")
+            for _ in range(100):
+                if hooks:
+                    break
+                await asyncio.sleep(0.01)
+            missing = await http.get("/v1/jobs/job_nope")
+            return job, missing
+
+    job, missing = run(scenario())
+    assert job["result"]["choices"][0]["message"]["content"] == "done"
+    assert job["priority"] == "batch"
+    assert hooks and hooks[0]["id"] == job["id"] and hooks[0]["status"] == "succeeded"
+    assert missing.status_code == 404
+
+
+def test_queued_jobs_survive_a_gateway_restart(tmp_path: Path) -> None:
+    # First gateway: the only deployment allows one call per minute, so the second job waits.
+    slow = MockProvider({"big": MockModel(rpm=1), "small": MockModel()})
+    config = gateway_config(rpm=1, burst_s=1)
+    first = make_app(slow, tmp_path, config=config)
+    body = {"request": {"model": "solo", "messages": [{"role": "user", "content": "q"}]}}
+
+    async def before_restart() -> list[str]:
+        async with running(first) as http:
+            ids = [(await http.post("/v1/jobs", json=body)).json()["id"] for _ in range(2)]
+            await poll(http, ids[0], lambda s: s == "succeeded")
+            waiting = (await http.get(f"/v1/jobs/{ids[1]}")).json()
+            assert waiting["status"] in ("queued", "running")
+            return ids
+
+    ids = run(before_restart())
+    # Second gateway on the same database, quota available: the job resumes and finishes.
+    fresh = MockProvider({"big": MockModel(content="after restart"), "small": MockModel()})
+    second = make_app(fresh, tmp_path)
+
+    async def after_restart() -> Any:
+        async with running(second) as http:
+            return await poll(http, ids[1], lambda s: s in ("succeeded", "failed"))
+
+    job = run(after_restart())
+    assert job["status"] == "succeeded"
+    assert job["result"]["choices"][0]["message"]["content"] == "after restart"
