@@ -7,6 +7,7 @@ spool before it reads, and hands rows to the pure ``observe_rows``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
@@ -148,7 +149,7 @@ class Monitor:
         """``feedback`` for async servers: waits for disk without blocking the loop."""
         clean = self._add_feedback(records)
         await self.feedback_log.durable()
-        return self._match(clean)
+        return await asyncio.to_thread(self._match, clean)
 
     def _add_feedback(
         self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]

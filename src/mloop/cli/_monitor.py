@@ -1,0 +1,229 @@
+"""``mloop monitor status|report|alerts`` and ``mloop feedback import``."""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mloop.cli._context import state
+from mloop.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from mloop.monitor.live import Monitor
+
+__all__ = ["feedback_app", "monitor_app"]
+
+console = Console()
+monitor_app = typer.Typer(
+    help="Watch logged predictions: drift, data quality, performance.", no_args_is_help=True
+)
+feedback_app = typer.Typer(help="Send delayed ground-truth labels.", no_args_is_help=True)
+
+
+class Format(StrEnum):
+    """Output formats of monitor commands."""
+
+    table = "table"
+    json = "json"
+
+
+def _monitor(ctx: typer.Context) -> Monitor:
+    from mloop.monitor.live import Monitor
+
+    st = state(ctx)
+    return Monitor(st.settings, st.registry)
+
+
+def _fmt(value: float | None, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1%}" if pct else f"{value:.3g}"
+
+
+def _when(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%m-%d %H:%M")
+
+
+@monitor_app.command("status")
+def status(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    since: Annotated[str, typer.Option(help="Start: 24h (ago), an ISO time or epoch.")] = "24h",
+    until: Annotated[str | None, typer.Option(help="End (default: now).")] = None,
+    window: Annotated[str | None, typer.Option(help="Window length, e.g. 1h.")] = None,
+    version: Annotated[int | None, typer.Option(help="Only this version's traffic.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Per-window rows, drift, missing and out-of-contract rates, realized and estimated accuracy."""
+    mon = _monitor(ctx)
+    try:
+        result = mon.status(model, since=since, until=until, window=window, version=version)
+    finally:
+        mon.close()
+    if fmt is Format.json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    table = Table(
+        "window",
+        "rows",
+        "drift share",
+        "drifted features",
+        "pred. drift",
+        "missing",
+        "out of contract",
+        "labelled",
+        "accuracy",
+        "est. accuracy",
+        title=f"{model} (reference v{result.reference_version})",
+    )
+    for w in result.windows:
+        drifted = ", ".join(w.drift.drifted_columns) if w.drift is not None else ""
+        pred = w.metric("prediction_drift")
+        pred_drifted = (
+            w.prediction_drift is not None
+            and bool(w.prediction_drift.columns)
+            and w.prediction_drift.columns[0].drifted
+        )
+        table.add_row(
+            _when(w.start),
+            str(w.rows),
+            _fmt(w.drift_share, pct=True),
+            f"[red]{drifted}[/red]" if drifted else "",
+            f"[red]{_fmt(pred)}[/red]" if pred_drifted else _fmt(pred),
+            _fmt(w.missing_rate, pct=True),
+            _fmt(w.out_of_contract_rate, pct=True),
+            str(w.labelled),
+            _fmt(w.metric("accuracy") if w.metric("accuracy") is not None else w.metric("rmse")),
+            _fmt(w.metric("estimated_accuracy")),
+        )
+    console.print(table)
+
+
+@monitor_app.command("report")
+def report(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")] = Path("report.html"),
+    since: Annotated[str, typer.Option(help="Start: 24h (ago), an ISO time or epoch.")] = "24h",
+    until: Annotated[str | None, typer.Option(help="End (default: now).")] = None,
+    window: Annotated[str | None, typer.Option(help="Window length, e.g. 1h.")] = None,
+    version: Annotated[int | None, typer.Option(help="Only this version's traffic.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html or json.")] = "html",
+) -> None:
+    """Write a self-contained HTML report (plots inline) or the full JSON status."""
+    if fmt not in ("html", "json"):
+        raise InvalidInput(f"--format {fmt!r} is not known; use html or json.")
+    mon = _monitor(ctx)
+    try:
+        result, html = mon.report(model, since=since, until=until, window=window, version=version)
+    finally:
+        mon.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        out.write_text(json.dumps(result.to_dict(detail=True), indent=2, default=str))
+    else:
+        out.write_text(html, encoding="utf-8")
+    console.print(f"Wrote {out} ({len(result.windows)} windows).")
+
+
+@monitor_app.command("alerts")
+def alerts(
+    ctx: typer.Context,
+    evaluate: Annotated[bool, typer.Option(help="Evaluate the rules now first.")] = True,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Evaluate the [[alerts]] rules of mloop.toml and show their state."""
+    from mloop.monitor.live import Alerter
+
+    mon = _monitor(ctx)
+    try:
+        alerter = Alerter(mon)
+        events = alerter.evaluate() if evaluate else []
+        states = {r.name: (r, alerter.state(r.name)) for r in alerter.rules}
+    finally:
+        mon.close()
+    if fmt is Format.json:
+        body: dict[str, Any] = {
+            "events": [e.to_dict() for e in events],
+            "rules": {n: s.to_dict() for n, (_r, s) in states.items()},
+        }
+        typer.echo(json.dumps(body, indent=2))
+        return
+    if not states:
+        console.print("No [[alerts]] rules in mloop.toml.")
+        return
+    table = Table("rule", "model", "metric", "condition", "status", "last value")
+    for name, (rule, st) in states.items():
+        colour = {"firing": "red", "pending": "yellow"}.get(st.status, "green")
+        table.add_row(
+            name,
+            rule.model,
+            rule.metric,
+            f"{rule.op} {rule.threshold:g} for {rule.for_}",
+            f"[{colour}]{st.status}[/{colour}]",
+            _fmt(st.last_value),
+        )
+    console.print(table)
+    for event in events:
+        console.print(event.message)
+
+
+def _read_labels(path: Path, rows: int) -> Any:
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise InvalidInput(f"Input file {path} does not exist.")
+        dtypes = {"request_id": str, "entity_key": str}
+        try:
+            yield from pd.read_csv(path, chunksize=rows, dtype=dtypes)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise InvalidInput(f"Could not read {path} as CSV: {exc}") from exc
+        return
+    from mloop.cli._io import read_chunks
+
+    yield from read_chunks(path, rows)
+
+
+@feedback_app.command("import")
+def import_labels(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="CSV/Parquet/JSONL: request_id[,row] or entity_key, label.")
+    ],
+    model: Annotated[str | None, typer.Option(help="Model the labels belong to.")] = None,
+    batch: Annotated[int, typer.Option(help="Labels per durable batch.")] = 10_000,
+) -> None:
+    """Import delayed labels; each batch is on disk before the next is read."""
+    mon = _monitor(ctx)
+    totals = {"accepted": 0, "matched": 0, "unmatched": 0}
+    try:
+        for chunk in _read_labels(path, batch):
+            if "label" not in chunk.columns or not (
+                {"request_id", "entity_key"} & set(chunk.columns)
+            ):
+                raise InvalidInput(
+                    f"{path} has columns {list(chunk.columns)}; it needs 'label' and "
+                    "'request_id' (optionally 'row') or 'entity_key'."
+                )
+            records = chunk.astype(object).where(chunk.notna(), None).to_dict("records")
+            if model is not None:
+                for r in records:
+                    r["model"] = model
+            result = mon.feedback(records)
+            for key, value in result.to_dict().items():
+                totals[key] += value
+    finally:
+        mon.close()
+    console.print(
+        f"Imported {totals['accepted']} labels: {totals['matched']} matched a logged "
+        f"prediction, {totals['unmatched']} not (yet)."
+    )

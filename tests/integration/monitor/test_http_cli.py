@@ -1,0 +1,113 @@
+"""The monitor's HTTP routes and CLI commands over a real registry and log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from mloop.cli._context import CliState
+from mloop.cli._monitor import feedback_app, monitor_app
+from mloop.monitor._log import PredictionLog
+from mloop.monitor._service import Monitor
+from mloop.monitor.http import router_for
+
+from .conftest import World, make_data
+
+
+@pytest.fixture(scope="module")
+def request_ids(world: World) -> list[str]:
+    """200 single-row requests logged a minute ago."""
+    import time
+
+    log = PredictionLog(world.settings)
+    frame, _ = make_data(200, seed=3)
+    ids = world.log(log, frame, time.time() - 60)
+    log.close()
+    return ids
+
+
+@pytest.fixture
+def client(world: World) -> TestClient:
+    app = FastAPI()
+    app.include_router(router_for(Monitor(world.settings, world.registry)))
+    return TestClient(app)
+
+
+def test_post_feedback_single_list_and_wrapped(client: TestClient, request_ids: list[str]) -> None:
+    one = client.post("/feedback", json={"request_id": request_ids[0], "label": "yes"})
+    assert one.status_code == 202
+    assert one.json() == {"accepted": 1, "matched": 1, "unmatched": 0}
+    many = client.post(
+        "/feedback",
+        json={"feedback": [{"request_id": r, "label": "no"} for r in request_ids[1:5]]
+        + [{"request_id": "later", "label": "no"}]},
+    )  # fmt: skip
+    assert many.status_code == 202
+    assert many.json() == {"accepted": 5, "matched": 4, "unmatched": 1}
+    listed = client.post("/feedback", json=[{"entity_key": f"e-{request_ids[6]}-0", "label": "no"}])
+    assert listed.json()["matched"] == 1
+
+
+def test_bad_feedback_is_a_422_that_says_why(client: TestClient) -> None:
+    response = client.post("/feedback", json=[{"label": "yes"}])
+    assert response.status_code == 422
+    assert "request_id" in response.json()["error"]["message"]
+    assert client.post("/feedback", content=b"{oops").status_code == 422
+
+
+def test_status_and_report_routes(client: TestClient, request_ids: list[str]) -> None:
+    status = client.get("/models/churn/monitor/status", params={"since": "1h", "window": "1h"})
+    assert status.status_code == 200
+    assert sum(w["rows"] for w in status.json()["windows"]) == 200
+    report = client.get("/models/churn/monitor/report", params={"since": "1h"})
+    assert report.status_code == 200 and "<svg" in report.text
+    missing = client.get("/models/nope/monitor/status")
+    assert missing.status_code == 404
+
+
+def _cli(world: World) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        ctx.obj = CliState(world.settings)
+
+    app.add_typer(monitor_app, name="monitor")
+    app.add_typer(feedback_app, name="feedback")
+    return app
+
+
+def test_cli_status_report_and_feedback_import(
+    world: World, request_ids: list[str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    app = _cli(world)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "request_id,row,label\n" + "".join(f"{r},0,yes\n" for r in request_ids[10:20])
+    )
+    imported = runner.invoke(app, ["feedback", "import", str(labels)])
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 10 labels: 10 matched" in imported.output
+
+    shown = runner.invoke(app, ["monitor", "status", "churn", "--since", "1h", "--window", "1h"])
+    assert shown.exit_code == 0, shown.output
+    assert "churn (reference v1)" in shown.output
+
+    as_json = runner.invoke(
+        app, ["monitor", "status", "churn", "--since", "1h", "--format", "json"]
+    )
+    body = json.loads(as_json.output)
+    assert sum(w["rows"] for w in body["windows"]) == 200
+    assert sum(w["labelled"] for w in body["windows"]) >= 10
+
+    out = tmp_path / "report.html"
+    made = runner.invoke(app, ["monitor", "report", "churn", "--since", "1h", "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    assert out.read_text().startswith("<!DOCTYPE html>")
