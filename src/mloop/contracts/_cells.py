@@ -240,6 +240,8 @@ def datetime_column(raw: Raw, sink: Sink) -> np.ndarray:
             if isinstance(v, str | dt.date | np.datetime64):
                 try:
                     ts = pd.Timestamp(v)
+                    if ts is pd.NaT:
+                        raise ValueError("text that parses to no time")  # "", "NaT", "nan"
                     if ts.tzinfo is not None:
                         ts = ts.tz_convert("UTC").tz_localize(None)
                     stamps[i] = ts.to_datetime64()

@@ -225,14 +225,21 @@ def test_training_frame_round_trips_with_training_dtypes() -> None:
 def test_datetime_values_are_parsed_or_rejected() -> None:
     schema = Schema((Column("when", "datetime", nullable=True),))
     frame, violations = schema.coerce(
-        [{"when": "2024-03-01T00:00:00Z"}, {"when": None}, {"when": "soon"}, {"when": 5}]
+        [
+            {"when": "2024-03-01T00:00:00Z"},
+            {"when": None},
+            {"when": "soon"},
+            {"when": 5},
+            {"when": ""},
+        ]
     )
     assert kinds(violations) == [
         ("wrong_type", "when", 2, "reject"),
         ("wrong_type", "when", 3, "reject"),
+        ("wrong_type", "when", 4, "reject"),
     ]
     assert frame["when"].iloc[0] == pd.Timestamp("2024-03-01")
-    assert frame["when"].isna().tolist() == [False, True, True, True]
+    assert frame["when"].isna().tolist() == [False, True, True, True, True]
 
 
 def test_huge_numbers_are_reported_not_raised() -> None:
