@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["NumericBinner", "category_text", "count_categorical", "distinct_counts"]
+__all__ = ["NumericBinner", "category_text", "count_categorical", "distinct_counts", "slot_counts"]
 
 _CELLS = 8192
 
@@ -98,9 +98,15 @@ def distinct_counts(values: pd.Series) -> tuple[list[Any], np.ndarray, int]:
 
 def count_categorical(categories: Sequence[str], values: pd.Series) -> np.ndarray:
     """Counts per category, then "other", then missing."""
+    return slot_counts(categories, *distinct_counts(values))
+
+
+def slot_counts(
+    categories: Sequence[str], uniques: Sequence[Any], per_value: np.ndarray, missing: int
+) -> np.ndarray:
+    """Per-distinct-value counts folded onto category slots, "other" and missing."""
     k = len(categories)
     slots = {c: i for i, c in enumerate(categories)}
-    uniques, per_value, missing = distinct_counts(values)
     # aggregate per distinct value, not per row: O(distinct values)
     target = np.array([slots.get(category_text(u), k) for u in uniques], dtype=np.intp)
     counts = np.zeros(k + 2, dtype=np.int64)

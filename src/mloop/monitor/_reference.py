@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.monitor._binning import NumericBinner, category_text, distinct_counts
+from mloop.monitor._binning import NumericBinner, category_text, distinct_counts, slot_counts
 
 __all__ = ["ColumnReference", "Reference", "as_reference"]
 
@@ -225,12 +225,16 @@ def column_from_values(
     from mloop.monitor._counting import count_column
 
     if categorical or is_categorical(values):
-        col = ColumnReference(
-            name, "categorical", np.empty(0, np.int64), categories=top_categories(values)
-        )
+        # one hashing pass gives both the top categories and their counts
+        uniques, per_value, missing = distinct_counts(values)
+        categories = top_categories(uniques, per_value)
+        counts = slot_counts(categories, uniques, per_value, missing)
+        return ColumnReference(name, "categorical", counts, categories=categories, role=role)
     else:
         x = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        x = x[np.isfinite(x)]
+        finite = np.isfinite(x)
+        if not finite.all():
+            x = x[finite]
         edges = numeric_edges(x, bins)
         mean = float(x.mean()) if x.size else None
         std = float(x.std()) if x.size else None
@@ -243,9 +247,10 @@ def column_from_values(
     )
 
 
-def top_categories(values: pd.Series, limit: int = MAX_CATEGORIES) -> tuple[str, ...]:
+def top_categories(
+    uniques: Sequence[Any], per_value: np.ndarray, limit: int = MAX_CATEGORIES
+) -> tuple[str, ...]:
     """The ``limit`` most frequent values as text, most frequent first."""
-    uniques, per_value, _ = distinct_counts(values)
     totals: dict[str, int] = {}
     for value, count in zip(uniques, per_value.tolist(), strict=True):
         text = category_text(value)
@@ -260,8 +265,13 @@ def numeric_edges(x: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
         return np.empty(0)
     if x.size > _EDGE_SAMPLE:
         x = x[np.random.default_rng(0).integers(0, x.size, _EDGE_SAMPLE)]
-    distinct = np.unique(x)
+    s = np.sort(x)
+    distinct = s[np.r_[True, s[1:] != s[:-1]]]
     if distinct.size <= bins:
         return np.asarray((distinct[:-1] + distinct[1:]) / 2.0, dtype=np.float64)
-    q = np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    # linear-interpolated quantiles (numpy's default) read off the sorted sample
+    pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (s.size - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, s.size - 1)
+    q = s[lo] + (pos - lo) * (s[hi] - s[lo])
     return np.asarray(np.unique(q), dtype=np.float64)
