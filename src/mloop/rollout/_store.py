@@ -263,12 +263,14 @@ class RolloutStore:
                 from sqlalchemy.dialects.postgresql import insert
             else:
                 from sqlalchemy.dialects.sqlite import insert
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
             inserted = conn.execute(
                 insert(rollout_leases)
                 .values(name=name, holder=holder, expires_at=now + ttl_s)
                 .on_conflict_do_nothing(index_elements=["name"])
-            ).rowcount
-            return bool(inserted == 1)
+                .returning(rollout_leases.c.name)
+            ).first()
+            return inserted is not None
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up so another controller can take over at once."""
