@@ -12,12 +12,14 @@ import inspect
 import pickle
 import shutil
 import sys
+import types
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mloop.errors import InvalidInput
+from mloop.errors import InvalidInput, MissingDependency
 from mloop.flavors._base import Model, Task
 from mloop.flavors._estimator import estimator_classes
 from mloop.flavors._outputs import check_task, classes_from_meta, json_ready
@@ -28,6 +30,7 @@ __all__ = ["MlflowFlavor", "MlflowModelDir", "import_mlflow", "read_mlmodel"]
 
 _SUPPORTED = ("sklearn", "xgboost", "lightgbm", "onnx", "python_function (PythonModel)")
 _XGB_CLASSES = ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor")
+_PYTHON_MODEL_BASES = ("PythonModel",)
 _CLASSIFYING_TYPES = ("string", "long", "integer", "int32", "int64", "boolean", "bool", "str")
 
 
@@ -169,14 +172,49 @@ class PythonModelShim:
         raise NotImplementedError
 
 
+class _MissingMlflow:
+    """Base of stand-ins for mlflow objects a pickle names when mlflow is not installed.
+
+    Unpickling may rebuild instances (without calling ``__init__``); calling one fails clearly.
+    """
+
+    _where = "mlflow"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise MissingDependency(
+            f"This MLflow model calls {self._where}, which needs mlflow. "
+            "Install it with: pip install 'mloop[mlflow]'",
+            package="mlflow",
+        )
+
+
+def _missing(module: str, name: str) -> type:
+    return type(name, (_MissingMlflow,), {"_where": f"{module}.{name}"})
+
+
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        try:
+        if not module.startswith("mlflow"):
             return super().find_class(module, name)
+        # The PythonModel base class carries no state a model needs: a stand-in keeps the
+        # model loadable where mlflow is not installed.
+        if module.startswith("mlflow.pyfunc") and name in _PYTHON_MODEL_BASES:
+            return PythonModelShim
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # mlflow warns about type hints on import
+                return super().find_class(module, name)
         except ImportError:
-            if module.startswith("mlflow") and name in ("PythonModel", "ChatModel"):
-                return PythonModelShim
-            raise
+            return _missing(module, name)
+
+
+def _unwrapped_predict(python_model: Any) -> Any:
+    """``predict`` without MLflow 3's type-hint validation wrapper (mloop validates input)."""
+    predict = python_model.predict
+    inner = getattr(predict, "__wrapped__", None)
+    if getattr(predict, "_is_pyfunc", False) and callable(inner):
+        return types.MethodType(inner, python_model)
+    return predict
 
 
 def _python_model(root: Path, spec: Mapping[str, Any]) -> Any:
@@ -204,7 +242,8 @@ class _Adapter:
     def __init__(self, python_model: Any, context: _Context):
         self.python_model = python_model
         self._context = context
-        parameters = list(inspect.signature(python_model.predict).parameters)
+        self._predict = _unwrapped_predict(python_model)
+        parameters = list(inspect.signature(self._predict).parameters)
         self._with_context = bool(parameters) and parameters[0] == "context"
         classes = getattr(python_model, "classes_", None)
         if classes is not None:
@@ -215,8 +254,8 @@ class _Adapter:
 
     def predict(self, frame: Any) -> Any:
         if self._with_context:
-            return self.python_model.predict(self._context, frame)
-        return self.python_model.predict(frame)
+            return self._predict(self._context, frame)
+        return self._predict(frame)
 
 
 class MlflowFlavor:
