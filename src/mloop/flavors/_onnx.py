@@ -8,6 +8,7 @@ per row for regressors.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from mloop.flavors._outputs import (
     regression,
 )
 
-__all__ = ["OnnxFlavor", "graph_classes", "onnx_bytes"]
+__all__ = ["OnnxFlavor", "OnnxModel", "expose_zipmap_input", "graph_classes", "onnx_bytes"]
 
 _FILE = "model.onnx"
 _DTYPES: dict[str, Any] = {
@@ -84,7 +85,14 @@ def _is_onnx_object(model: object) -> bool:
 class OnnxModel:
     """Runs an ``onnxruntime.InferenceSession`` and decodes its outputs."""
 
-    def __init__(self, session: Any, *, task: Task, classes: Sequence[Any]):
+    def __init__(
+        self,
+        session: Any,
+        *,
+        task: Task,
+        classes: Sequence[Any],
+        probability_tensor: str | None = None,
+    ):
         self.session = session
         self.task: Task = task
         self.classes: tuple[Any, ...] = tuple(classes)
@@ -104,6 +112,8 @@ class OnnxModel:
             ),
             None,
         )
+        if probability_tensor is not None:
+            self._proba = probability_tensor  # the matrix ZipMap would turn into dicts
         self._value = outputs[0].name
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
@@ -194,11 +204,36 @@ class OnnxFlavor:
     def load(self, folder: Path, meta: Mapping[str, Any], *, trust: bool = False) -> Model:
         """Open an inference session over the stored graph."""
         data = (folder / str(meta.get("file", _FILE))).read_bytes()
+        task = check_task(meta.get("task", "regression"))
+        tensor = None
+        if task == "classification":
+            data, tensor = expose_zipmap_input(data)
         return OnnxModel(
-            _session(data),
-            task=check_task(meta.get("task", "regression")),
-            classes=classes_from_meta(meta),
+            _session(data), task=task, classes=classes_from_meta(meta), probability_tensor=tensor
         )
+
+
+def expose_zipmap_input(data: bytes) -> tuple[bytes, str | None]:
+    """Add the probability matrix that feeds a ZipMap node to the graph's outputs.
+
+    ZipMap turns each row into a Python dict; reading the matrix before it is far cheaper
+    per row. Returns the graph unchanged (and ``None``) when there is no ZipMap output or
+    the ``onnx`` package is not installed.
+    """
+    try:
+        onnx = importlib.import_module("onnx")
+    except ImportError:
+        return data, None
+    proto = onnx.load_from_string(data)
+    outputs = {o.name for o in proto.graph.output}
+    for node in proto.graph.node:
+        if node.op_type == "ZipMap" and node.output[0] in outputs:
+            tensor = str(node.input[0])
+            if tensor not in outputs:
+                info = onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
+                proto.graph.output.append(info)
+            return bytes(proto.SerializeToString()), tensor
+    return data, None
 
 
 def _session(data: bytes) -> Any:
