@@ -66,10 +66,14 @@ class ServingContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def authorize(
-        self, headers: Mapping[str, str], scope: Scope, state: dict[str, Any]
+        self,
+        headers: Mapping[str, str],
+        scope: Scope,
+        state: dict[str, Any],
+        query: Mapping[str, str] | None = None,
     ) -> Principal:
         """Check the key for ``scope`` and apply the caller's rate limit."""
-        principal = self.guard.check(headers, scope)
+        principal = self.guard.check(headers, scope, query)
         state["key_id"] = principal.key_id
         if self.limiter is not None and scope == Scope.PREDICT:
             await self.limiter.acquire(principal.key_id)

@@ -123,11 +123,11 @@ def records_router(ctx: ServingContext) -> APIRouter:
     async def stream(websocket: WebSocket, name: str) -> None:
         state = websocket.scope.setdefault("state", {})
         try:
-            await ctx.authorize(websocket.headers, Scope.PREDICT, state)
+            await ctx.authorize(websocket.headers, Scope.PREDICT, state, websocket.query_params)
             ctx.engine.route(name, None, None)
         except MloopError as exc:
             await websocket.accept()
-            await websocket.send_bytes(orjson.dumps(exc.to_dict(state.get("request_id"))))
+            await websocket.send_text(orjson.dumps(exc.to_dict(state.get("request_id"))).decode())
             await websocket.close(code=1008 if exc.status_code in (401, 403) else 1003)
             return
         await websocket.accept()

@@ -83,7 +83,7 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
         app,
         loop="uvloop",
         http="httptools",
-        ws="websockets",
+        ws="websockets-sansio",
         lifespan="on",
         log_level="warning",
         access_log=False,  # mloop writes its own structured access log
