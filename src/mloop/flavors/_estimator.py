@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.flavors._base import Predictions, Task
-from mloop.flavors._outputs import classification, probability_matrix, regression
+from mloop.flavors._outputs import classification, empty, probability_matrix, regression
 
 __all__ = [
     "EstimatorModel",
@@ -113,6 +113,8 @@ class FrameModel:
         return self._run(self._prepare(frame))
 
     def _run(self, data: Any) -> Predictions:
+        if len(data) == 0:
+            return empty(self.task, self.classes)
         estimator = self.estimator
         if self.task == "regression":
             return regression(estimator.predict(data))

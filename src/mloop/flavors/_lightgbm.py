@@ -16,6 +16,7 @@ from mloop.flavors._outputs import (
     check_task,
     classes_from_meta,
     classification,
+    empty,
     json_ready,
     probability_matrix,
     regression,
@@ -63,6 +64,8 @@ class LightGBMModel:
         return frame.astype(dtypes)
 
     def _run(self, data: Any) -> Predictions:
+        if len(data) == 0:
+            return empty(self.task, self.classes)
         raw = self.booster.predict(data)
         if self.task == "regression":
             return regression(raw)

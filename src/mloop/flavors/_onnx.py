@@ -24,6 +24,7 @@ from mloop.flavors._outputs import (
     check_task,
     classes_from_meta,
     classification,
+    empty,
     probability_matrix,
     regression,
 )
@@ -118,6 +119,8 @@ class OnnxModel:
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
         """Predict every row of ``frame``."""
+        if len(frame) == 0:
+            return empty(self.task, self.classes)
         if self._tensor:
             name, dtype = self._inputs[0]
             return self._run({name: _column_data(frame.to_numpy(), dtype)})
@@ -125,6 +128,8 @@ class OnnxModel:
 
     def predict_array(self, array: np.ndarray) -> Predictions:
         """Predict a numeric matrix whose columns follow the contract's order."""
+        if len(array) == 0:
+            return empty(self.task, self.classes)
         if self._tensor:
             name, dtype = self._inputs[0]
             return self._run({name: np.ascontiguousarray(array, dtype=dtype)})

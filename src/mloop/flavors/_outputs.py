@@ -15,6 +15,7 @@ __all__ = [
     "check_task",
     "classes_from_meta",
     "classification",
+    "empty",
     "json_ready",
     "probability_matrix",
     "regression",
@@ -73,6 +74,18 @@ def classification(
         probabilities=probabilities,
         classes=tuple(classes),
         values=None,
+    )
+
+
+def empty(task: Task, classes: Sequence[Any]) -> Predictions:
+    """Predictions for zero rows (libraries reject empty input; serving may still send it)."""
+    if task == "regression":
+        return Predictions(task="regression", values=np.zeros(0))
+    return Predictions(
+        task="classification",
+        labels=np.asarray([], dtype=object),
+        probabilities=np.zeros((0, len(classes))),
+        classes=tuple(classes),
     )
 
 

@@ -18,6 +18,7 @@ from mloop.flavors._outputs import (
     check_task,
     classes_from_meta,
     classification,
+    empty,
     json_ready,
     probability_matrix,
     regression,
@@ -68,6 +69,8 @@ class BoosterModel:
         return self._run(array)
 
     def _run(self, data: Any) -> Predictions:
+        if len(data) == 0:
+            return empty(self.task, self.classes)
         raw = np.asarray(self.booster.inplace_predict(data))
         if self.task == "regression":
             return regression(raw)

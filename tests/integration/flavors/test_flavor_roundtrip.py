@@ -33,6 +33,7 @@ def test_sklearn_pipeline_with_column_transformer_and_missing_values(tmp_path: P
     assert model.classes == ("no", "yes")
     assert_same(got, pipeline.predict(batch), pipeline.predict_proba(batch))
     assert got.to_records()[0]["label"] in ("no", "yes")
+    assert len(model.predict(batch.head(0))) == 0  # an empty micro-batch is not an error
 
 
 def test_sklearn_fitted_on_arrays_gets_arrays_without_warnings(tmp_path: Path) -> None:
@@ -93,6 +94,7 @@ def test_lightgbm_keeps_string_labels(tmp_path: Path) -> None:
     assert_same(bin_model.predict(frame), bin_clf.predict(frame), bin_clf.predict_proba(frame))
     assert isinstance(bin_model, ArrayModel)
     assert_same(bin_model.predict_array(frame.to_numpy()), bin_clf.predict(frame))
+    assert len(bin_model.predict(frame.head(0))) == 0
     reg = lgb.LGBMRegressor(n_estimators=8, verbose=-1, n_jobs=1).fit(frame, frame["f0"])
     reg_model = round_trip(flavor, reg, tmp_path / "r")
     np.testing.assert_allclose(reg_model.predict(frame).values, reg.predict(frame))  # type: ignore[arg-type]
@@ -112,6 +114,7 @@ def test_onnx_tensor_input_without_zipmap(tmp_path: Path) -> None:
     assert_same(model.predict(frame), clf.predict(data), clf.predict_proba(data))
     assert isinstance(model, ArrayModel)
     assert_same(model.predict_array(frame.to_numpy()), clf.predict(data))
+    assert model.predict(frame.head(0)).to_records() == []
 
 
 def test_onnx_column_inputs_with_zipmap(tmp_path: Path) -> None:
