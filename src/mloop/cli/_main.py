@@ -11,7 +11,10 @@ import click
 import typer
 
 from mloop.cli._context import CliState
+from mloop.cli._demo import demo
+from mloop.cli._gateway import gateway_app
 from mloop.cli._models import alias_app, models_app, predict, register
+from mloop.cli._serve import keys_app, serve
 from mloop.config import load_settings
 from mloop.errors import MloopError
 
@@ -51,6 +54,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(alias_app, name="alias")
 app.command("register")(register)
 app.command("predict")(predict)
+app.command("demo")(demo)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
+app.add_typer(gateway_app, name="gateway")
 
 _EXIT_CODES = {"user_fixable": 2, "operator_fixable": 3, "retryable": 4, "fatal": 1}
 

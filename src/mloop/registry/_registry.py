@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection, Row
 
 from mloop._clock import Clock, SystemClock
 from mloop.config import Settings, load_settings
-from mloop.errors import Conflict, NotFound
+from mloop.contracts import Schema
+from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry._lineage import collect_lineage
 from mloop.registry._model_version import ModelVersion, RegisteredModel
 from mloop.registry._predictor import Predictor
@@ -120,7 +121,7 @@ class Registry:
                 )
                 ref = ref.iloc[np.sort(keep)]
                 ref_target = None if ref_target is None else np.asarray(ref_target)[np.sort(keep)]
-            frame = schema.check(ref)
+            frame = _reference_frame(schema, ref)
             predictions = loaded.predict(frame)
             profile = build_profile(frame, schema, predictions=predictions, target=ref_target)
 
@@ -441,6 +442,19 @@ class Registry:
             f"Set one with: mloop alias set {name} {alias} <version>",
             known_aliases=names,
         )
+
+
+def _reference_frame(schema: Schema, data: pd.DataFrame) -> pd.DataFrame:
+    """Reference rows in contract form; gaps the training data happened not to have are fine."""
+    frame, violations = schema.coerce(data)
+    fatal = [v for v in violations if v.kind in ("missing_column", "wrong_type")]
+    if fatal:
+        raise InvalidInput(
+            "The reference data does not match the training data's columns: "
+            + "; ".join(v.message for v in fatal[:5]),
+            violations=[v.to_dict() for v in fatal[:50]],
+        )
+    return frame
 
 
 def _plain(value: Any) -> Any:
