@@ -141,9 +141,9 @@ class Runner:
     def _step(self, ctx: StepContext, name: str, attempts: int) -> tuple[str, str | None] | None:
         """Run one step with retries; ``None`` when it succeeded, else (status, error)."""
         p = ctx.pipeline
+        ctx.logs = []
         while True:
             attempts += 1
-            ctx.logs = []
             ctx.now = self.clock.now()
             started = self.clock.now()
             self.runs.update_step(

@@ -115,14 +115,39 @@ class StepContext:
             return None
 
     def champion_predictions(self, mv: ModelVersion, X: pd.DataFrame) -> Predictions:
-        """The champion's predictions for ``X`` (cells its contract rejects become missing)."""
+        """The champion's predictions for ``X``.
+
+        Rows its contract rejects are not predicted: they get no label and uniform
+        probabilities (never "confident"), so one bad cell cannot break the step.
+        """
         key = f"champion:{mv.version}"
         if key not in self.cache:
             self.cache[key] = self.registry.load(mv)
         predictor = self.cache[key]
-        frame = X if mv.schema is None else mv.schema.coerce(X)[0]
-        result: Predictions = predictor.model.predict(frame)
-        return result
+        if mv.schema is None:
+            result: Predictions = predictor.model.predict(X)
+            return result
+        frame, violations = mv.schema.coerce(X)
+        bad = sorted({v.row for v in violations if v.severity == "reject" and v.row is not None})
+        if not bad:
+            result = predictor.model.predict(frame)
+            return result
+        keep = np.setdiff1d(np.arange(len(frame)), bad)
+        part: Predictions = predictor.model.predict(frame.iloc[keep].reset_index(drop=True))
+        if part.task == "regression":
+            values = np.full(len(frame), np.nan)
+            values[keep] = np.asarray(part.values, dtype=np.float64)
+            return Predictions(task="regression", values=values)
+        labels = np.full(len(frame), None, dtype=object)
+        labels[keep] = np.asarray(part.labels, dtype=object)
+        probs = None
+        if part.probabilities is not None:
+            k = len(part.classes)
+            probs = np.full((len(frame), k), 1.0 / max(k, 1))
+            probs[keep] = np.asarray(part.probabilities, dtype=np.float64)
+        return Predictions(
+            task="classification", labels=labels, probabilities=probs, classes=part.classes
+        )
 
     def challenger(self) -> Any:
         """The trained model (from memory or its pickled artifact)."""
