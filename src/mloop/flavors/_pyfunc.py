@@ -1,19 +1,20 @@
 """pyfunc flavor: any object with ``predict``, stored by value with cloudpickle.
 
 Like MLflow, a class defined in ``__main__`` (a script or a notebook) or in a module that
-cannot be imported by name is pickled together with its code, so the serving process needs
+is not an installed library is pickled together with its code, so the serving process needs
 nothing but the libraries the code imports. Registering such an object is the user's act of
 trust; loading it back needs no flag because the registry verifies the stored bytes' hashes.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import platform
 import sys
+import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mloop.errors import FatalError, InvalidInput, MissingDependency
@@ -32,22 +33,36 @@ __all__ = ["PyfuncFlavor", "object_model", "pickle_by_value"]
 _FILE = "model.cloudpickle"
 
 
-def _importable(module: str) -> bool:
-    if module == "__main__":
-        return False
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # ValueError: in sys.modules with no __spec__
-        return False
+def _installed(module: ModuleType) -> bool:
+    """True when the module comes from an installed library (site-packages or the stdlib)."""
+    origin = getattr(module, "__file__", None)
+    if origin is None:
+        return module.__name__ in sys.builtin_module_names
+    path = Path(origin).resolve()
+    if "site-packages" in path.parts or "dist-packages" in path.parts:
+        return True
+    paths = sysconfig.get_paths()
+    roots = {Path(paths[k]).resolve() for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    return any(path.is_relative_to(root) for root in roots)
 
 
 def pickle_by_value(model: object) -> bytes:
-    """cloudpickle ``model``, carrying its class's code when the module is not importable."""
+    """cloudpickle ``model``, carrying its class's code unless it comes from an installed library.
+
+    ``__main__`` (scripts, notebooks), modules loaded from a file path, and project code next
+    to the training script are all absent where the model is served, so their code travels
+    inside the artifact. Classes from installed libraries are referenced by name.
+    """
     import cloudpickle
 
     module_name = type(model).__module__
     module = sys.modules.get(module_name)
-    register = module is not None and module_name != "__main__" and not _importable(module_name)
+    register = (
+        module is not None
+        and module_name != "__main__"
+        and not _installed(module)
+        and not cloudpickle.is_registered_pickle_by_value(module)
+    )
     if register:
         cloudpickle.register_pickle_by_value(module)
     try:

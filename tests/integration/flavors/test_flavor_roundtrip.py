@@ -189,3 +189,32 @@ def test_pyfunc_object_gets_named_columns(tmp_path: Path) -> None:
     model = round_trip(flavor, obj, tmp_path / "m")
     assert model.task == "classification" and model.classes == ("no", "yes")
     assert_same(model.predict(frame), obj.predict(frame), obj.predict_proba(frame))
+
+
+def test_pyfunc_class_from_a_module_that_cannot_be_imported_by_name(tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    source = tmp_path / "scratch_models.py"
+    source.write_text(
+        "import numpy as np\n"
+        "class Sign:\n"
+        "    def predict(self, frame):\n"
+        "        return np.sign(frame['f0'].to_numpy())\n"
+    )
+    spec = importlib.util.spec_from_file_location("scratch_models", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scratch_models"] = module
+    try:
+        spec.loader.exec_module(module)
+        folder = tmp_path / "m"
+        folder.mkdir()
+        meta = get_flavor("pyfunc").save(module.Sign(), folder)
+    finally:
+        del sys.modules["scratch_models"]
+    source.unlink()  # the code travels inside the artifact, not on disk
+    frame, _ = numeric_frame()
+    model = get_flavor("pyfunc").load(folder, meta)
+    assert model.task == "regression"
+    np.testing.assert_array_equal(model.predict(frame).values, np.sign(frame["f0"]))  # type: ignore[arg-type]
