@@ -15,7 +15,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from mloop._clock import Clock, SystemClock
 from mloop.errors import NotFound
@@ -51,10 +51,20 @@ class TrafficRouter(Protocol):
         ...
 
 
+def _hasher(salt: str) -> Any:
+    return hashlib.blake2b(digest_size=8, key=salt.encode()[:64])
+
+
+def _bucket_with(hasher: Any, key: str) -> int:
+    # Copying a keyed hasher skips re-processing the key block on every request.
+    h = hasher.copy()
+    h.update(key.encode())
+    return int.from_bytes(h.digest(), "big") % _BUCKETS
+
+
 def bucket(salt: str, key: str) -> int:
     """Stable bucket in [0, 10000) for ``key`` within one rollout (``salt`` = rollout id)."""
-    digest = hashlib.blake2b(key.encode(), digest_size=8, key=salt.encode()[:64]).digest()
-    return int.from_bytes(digest, "big") % _BUCKETS
+    return _bucket_with(_hasher(salt), key)
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,7 @@ class _Entry:
     candidate: RouteDecision | None
     candidate_version: int | None
     threshold: int  # keys hashing below this bucket go to the candidate
-    salt: str
+    hasher: Any  # BLAKE2b keyed with the rollout id: assignment differs per rollout
     sticky_only: bool  # A/B: requests without a key never join an arm
 
 
@@ -82,7 +92,9 @@ def _entry(state: RolloutState) -> _Entry:
     serves = state.candidate_serves
     candidate = RouteDecision(state.candidate, (), "b" if ab else "candidate") if serves else None
     threshold = round(state.weight / 100 * _BUCKETS) if serves else 0
-    return _Entry(stable, mirrored, shadow, candidate, state.candidate, threshold, state.id, ab)
+    return _Entry(
+        stable, mirrored, shadow, candidate, state.candidate, threshold, _hasher(state.id), ab
+    )
 
 
 class RoutingTable:
@@ -97,7 +109,7 @@ class RoutingTable:
     ) -> None:
         self._is_ready = is_ready
         self._entries: dict[str, _Entry] = {
-            model: _Entry(RouteDecision(v), RouteDecision(v), None, None, None, 0, "", False)
+            model: _Entry(RouteDecision(v), RouteDecision(v), None, None, None, 0, None, False)
             for model, v in production.items()
         }
         self._in_use: dict[str, set[int]] = {m: {v} for m, v in production.items()}
@@ -128,7 +140,7 @@ class RoutingTable:
                 return RouteDecision(entry.stable.version, (), "stable")
             point = random.randrange(_BUCKETS)
         else:
-            point = bucket(entry.salt, key)
+            point = _bucket_with(entry.hasher, key)
         if point < entry.threshold and (ready is None or ready(model, version)):
             return entry.candidate
         return entry.stable
