@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Observation", "Quota", "TokenBucket"]
+__all__ = ["REQUEST_RESERVE", "TOKEN_RESERVE", "Observation", "Quota", "TokenBucket"]
+
+# Spare quota kept in the bucket (one request when the burst is 10 or more, 2% of
+# the tokens). At the rate limit
+# it costs no throughput, only that much burst, and it absorbs calls that reach the
+# provider in another order than they were admitted (several replicas, jittery links).
+REQUEST_RESERVE = 1.0
+TOKEN_RESERVE = 0.02
 
 
 @dataclass
@@ -36,12 +43,16 @@ class TokenBucket:
             self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
             self.updated = now
 
-    def wait_for(self, cost: float, now: float) -> float:
-        """Seconds until ``cost`` fits (0: now). A cost above capacity fits a full bucket."""
+    def wait_for(self, cost: float, now: float, reserve: float = 0.0) -> float:
+        """Seconds until ``cost`` fits, keeping ``reserve`` spare (0: now).
+
+        A cost above capacity fits a full bucket. The reserve absorbs calls that
+        reach the provider in a different order than they were admitted.
+        """
         if self.capacity <= 0:
             return 0.0
         self.refill(now)
-        need = min(cost, self.capacity)
+        need = min(cost + reserve, self.capacity)
         if self.level >= need:
             return 0.0
         return (need - self.level) / self.rate if self.rate > 0 else float("inf")
@@ -94,6 +105,8 @@ class Quota:
         self.anchored_seq = 0
         self.charged_requests = 0
         self.charged_tokens = 0
+        # Admitted calls not answered yet: a response's "remaining" may not include them.
+        self.outstanding: dict[int, int] = {}
 
     def wait(self, tokens: int, now: float) -> tuple[float, str]:
         """Seconds until a call of ``tokens`` may go, and what it waits on ('' if none)."""
@@ -101,8 +114,9 @@ class Quota:
             return self.blocked_until - now, "retry_after"
         if self.max_concurrency and self.inflight >= self.max_concurrency:
             return float("inf"), "concurrency"
-        w_req = self.requests.wait_for(1, now)
-        w_tok = self.tokens.wait_for(tokens, now)
+        reserve = REQUEST_RESERVE if self.requests.capacity >= 10 else 0.0
+        w_req = self.requests.wait_for(1, now, reserve)
+        w_tok = self.tokens.wait_for(tokens, now, self.tokens.capacity * TOKEN_RESERVE)
         if w_req == 0 and w_tok == 0:
             return 0.0, ""
         return (w_req, "requests") if w_req >= w_tok else (w_tok, "tokens")
@@ -116,6 +130,7 @@ class Quota:
         mark = (self.seq, self.charged_requests, self.charged_tokens)
         self.charged_requests += 1
         self.charged_tokens += tokens
+        self.outstanding[self.seq] = tokens
         return mark
 
     def release(self) -> None:
@@ -127,6 +142,9 @@ class Quota:
     ) -> None:
         """Re-anchor the local copy on what the provider reported for one call."""
         seq, before_req, before_tok = mark
+        self.outstanding.pop(seq, None)
+        # Earlier calls still unanswered may reach the provider after this one did.
+        early = [t for s, t in self.outstanding.items() if s < seq]
         if obs.rate_limited:
             # Rejected calls cost nothing at the provider: stop counting this one.
             self.charged_requests -= 1
@@ -136,8 +154,8 @@ class Quota:
         if seq > self.anchored_seq:
             # Only a response newer than the last one used may move the copy.
             self.anchored_seq = seq
-            after_req = self.charged_requests - before_req - own_req
-            after_tok = self.charged_tokens - before_tok - own_tok
+            after_req = self.charged_requests - before_req - own_req + len(early)
+            after_tok = self.charged_tokens - before_tok - own_tok + sum(early)
             _anchor(
                 self.requests,
                 obs.limit_requests,

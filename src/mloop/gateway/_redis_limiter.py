@@ -8,14 +8,13 @@ dies holding slots loses them after ``lease_ttl_s`` instead of leaking them.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from mloop._deps import require
 from mloop.gateway._config import Deployment
 from mloop.gateway._limiter import Admission, Lease
-from mloop.gateway._quota import Observation
+from mloop.gateway._quota import REQUEST_RESERVE, TOKEN_RESERVE, Observation
 
 __all__ = ["RedisLimiter"]
 
@@ -49,11 +48,13 @@ if conc > 0 then
 end
 local tokens = tonumber(ARGV[6])
 local wr, wt = 0, 0
-if rc > 0 and rl < 1 then
-  if rr > 0 then wr = (1 - rl) / rr else wr = 1e9 end
+local need_r = 1
+if rc >= 10 then need_r = 1 + tonumber(ARGV[9]) end
+if rc > 0 and rl < need_r then
+  if rr > 0 then wr = (need_r - rl) / rr else wr = 1e9 end
 end
 if tc > 0 then
-  local need = math.min(tokens, tc)
+  local need = math.min(tokens + tc * tonumber(ARGV[10]), tc)
   if tl < need then
     if tr > 0 then wt = (need - tl) / tr else wt = 1e9 end
   end
@@ -67,9 +68,13 @@ if tc > 0 then tl = tl - tokens end
 local sq = redis.call('HINCRBY', h, 'sq', 1)
 redis.call('HSET', h, 'rl', tostring(rl), 'tl', tostring(tl), 'sr', tostring(sr + 1),
            'st', tostring(st + tokens))
-if conc > 0 then redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), ARGV[7]) end
+local expires = now + tonumber(ARGV[8])
+local lease = sq .. '|' .. tokens .. '|' .. expires
+if conc > 0 then redis.call('ZADD', KEYS[2], expires, lease) end
+redis.call('ZADD', KEYS[3], sq, lease)
 redis.call('PEXPIRE', h, 86400000)
-return {1, tostring(sq), tostring(sr), tostring(st)}
+redis.call('PEXPIRE', KEYS[3], 86400000)
+return {1, tostring(sq), tostring(sr), tostring(st), lease}
 """
 )
 
@@ -99,13 +104,26 @@ if limited then
   sr = sr - 1; st = st - charged; own_r = 0; own_t = 0
   if tc > 0 then tl = math.min(tc, tl + charged) end
 end
+-- Earlier calls still unanswered may reach the provider after this one did.
+redis.call('ZREM', KEYS[2], ARGV[19])
+local early_r, early_t = 0, 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. seq)) do
+  local s1 = string.find(m, '|', 1, true)
+  local s2 = string.find(m, '|', s1 + 1, true)
+  if tonumber(string.sub(m, s2 + 1)) < now then
+    redis.call('ZREM', KEYS[2], m)
+  else
+    early_r = early_r + 1
+    early_t = early_t + tonumber(string.sub(m, s1 + 1, s2 - 1))
+  end
+end
 local anchored = tonumber(redis.call('HGET', h, 'as') or '0')
 if seq > anchored then
   redis.call('HSET', h, 'as', tostring(seq))
   rl, rc, rr = anchor(rl, rc, rr, num(ARGV[6]), num(ARGV[7]), num(ARGV[8]),
-                      sr - before_r - own_r)
+                      sr - before_r - own_r + early_r)
   tl, tc, tr = anchor(tl, tc, tr, num(ARGV[9]), num(ARGV[10]), num(ARGV[11]),
-                      st - before_t - own_t)
+                      st - before_t - own_t + early_t)
 end
 local used = num(ARGV[16])
 if num(ARGV[10]) == nil and used ~= nil and tc > 0 then
@@ -148,7 +166,8 @@ class RedisLimiter:
         self._observe = self._redis.register_script(_OBSERVE)
 
     def _keys(self, name: str) -> list[str]:
-        return [f"{self.prefix}quota:{name}", f"{self.prefix}quota:{name}:leases"]
+        base = f"{self.prefix}quota:{name}"
+        return [base, f"{base}:leases", f"{base}:outstanding"]
 
     def _init_args(self, dep: Deployment) -> list[str]:
         return [
@@ -160,20 +179,21 @@ class RedisLimiter:
 
     async def try_acquire(self, deployment: str, tokens: int, now: float) -> Admission:
         dep = self.deployments[deployment]
-        lease_id = uuid.uuid4().hex
         args = [
             *self._init_args(dep),
             str(dep.max_concurrency),
             str(tokens),
-            lease_id,
+            "",
             repr(self.lease_ttl_s),
+            repr(REQUEST_RESERVE),
+            repr(TOKEN_RESERVE),
         ]
         reply = await self._acquire(keys=self._keys(deployment), args=args)
         if int(reply[0]) != 1:
             wait = float(reply[1])
             return Admission(None, float("inf") if wait < 0 else wait, reply[2].decode())
         mark = (int(float(reply[1])), int(float(reply[2])), int(float(reply[3])))
-        return Admission(Lease(deployment, tokens, mark, lease_id))
+        return Admission(Lease(deployment, tokens, mark, reply[4].decode()))
 
     async def release(self, lease: Lease, now: float) -> None:
         if self.deployments[lease.deployment].max_concurrency:
@@ -197,8 +217,10 @@ class RedisLimiter:
             _arg(obs.used_tokens),
             "1" if obs.rate_limited else "0",
             _arg(obs.retry_after_s),
+            lease.lease_id,
         ]
-        await self._observe(keys=self._keys(lease.deployment)[:1], args=args)
+        keys = self._keys(lease.deployment)
+        await self._observe(keys=[keys[0], keys[2]], args=args)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
