@@ -290,31 +290,32 @@ class LoopScenario:
     def serve(self, traffic: pd.DataFrame) -> Served:
         """Answer each request with the routed version, shadow it, log it, feed labels back."""
         self.router.refresh()
+        decisions = [self.router.route(MODEL, f"user-{i}") for i in range(len(traffic))]
+        records = [
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in traffic[FEATURES].to_dict(orient="records")
+        ]
+        # Predict per version in one batch (serving batches too); route per request.
+        wanted = {d.version for d in decisions} | {v for d in decisions for v in d.shadow}
+        answers = {
+            v: [str(x) for x in self._predictor(v).predict(records).labels] for v in sorted(wanted)
+        }
         versions: dict[int, int] = {}
         correct = 0
-        logged = []
-        for i, row in enumerate(traffic.to_dict(orient="records")):
-            at = float(row["ts"])
-            decision = self.router.route(MODEL, f"user-{i}")
-            record = {
-                k: (None if isinstance(v, float) and np.isnan(v) else v)
-                for k, v in row.items()
-                if k in FEATURES
-            }
-            label = self._predictor(decision.version).predict([record]).labels[0]
+        for i, (decision, truth, at) in enumerate(
+            zip(decisions, traffic[TARGET].astype(str), traffic["ts"], strict=True)
+        ):
+            label = answers[decision.version][i]
             versions[decision.version] = versions.get(decision.version, 0) + 1
-            self.observations.record_request(MODEL, decision.version, 1.0, at=at)
-            ok = str(label) == str(row[TARGET])
+            self.observations.record_request(MODEL, decision.version, 1.0, at=float(at))
+            ok = label == truth
             correct += ok
-            self.observations.record_label(MODEL, decision.version, ok, at=at)
+            self.observations.record_label(MODEL, decision.version, ok, at=float(at))
             for shadow in decision.shadow:
-                other = self._predictor(shadow).predict([record]).labels[0]
-                self.observations.record_shadow(
-                    MODEL, shadow, agree=str(other) == str(label), at=at
-                )
-                self.observations.record_request(MODEL, shadow, 1.0, at=at)
-            logged.append(row)
-        self.labeled = pd.concat([self.labeled, pd.DataFrame(logged)], ignore_index=True)
+                agree = answers[shadow][i] == label
+                self.observations.record_shadow(MODEL, shadow, agree=agree, at=float(at))
+                self.observations.record_request(MODEL, shadow, 1.0, at=float(at))
+        self.labeled = pd.concat([self.labeled, traffic], ignore_index=True)
         return Served(len(traffic), correct / max(len(traffic), 1), versions)
 
     def check_alert(self, accuracy: float) -> list[TriggerOutcome]:
