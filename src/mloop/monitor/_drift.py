@@ -25,7 +25,15 @@ import pandas as pd
 
 from mloop.errors import InvalidInput
 from mloop.monitor._reference import Reference
-from mloop.monitor._stats import METHODS, holm, js_distance, ks_binned, psi, wasserstein_normed
+from mloop.monitor._stats import (
+    METHODS,
+    chi2_p_value,
+    holm,
+    js_distance,
+    ks_binned,
+    psi,
+    wasserstein_normed,
+)
 
 __all__ = ["ColumnDrift", "DriftReport", "MultivariateDrift", "drift_from_counts"]
 
@@ -216,6 +224,7 @@ def drift_from_counts(
             "js_distance": js_distance(ref, cur),
             "missing_share": float(cur[-1] / cur.sum()) if cur.sum() else 0.0,
             "missing_share_reference": float(ref[-1] / ref.sum()) if ref.sum() else 0.0,
+            "chi2_p_value": chi2_p_value(ref, cur),
         }
         if col.kind == "numeric":
             metrics["ks"] = ks_binned(ref, cur)

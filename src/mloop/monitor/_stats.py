@@ -23,6 +23,7 @@ from scipy import special, stats
 __all__ = [
     "METHODS",
     "Method",
+    "chi2_p_value",
     "holm",
     "js_distance",
     "ks_binned",
@@ -69,6 +70,17 @@ def ks_binned(ref: np.ndarray, cur: np.ndarray) -> float:
     if nr == 0 or nc == 0:
         return 0.0
     return float(np.max(np.abs(np.cumsum(ref) / nr - np.cumsum(cur) / nc)))
+
+
+def chi2_p_value(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Pearson's chi-square test of homogeneity on the 2 x slots table (empty slots dropped)."""
+    used = (ref + cur) > 0
+    table = np.vstack([ref[used], cur[used]]).astype(np.float64)
+    if table.shape[1] < 2 or table[0].sum() == 0 or table[1].sum() == 0:
+        return 1.0
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+    stat = float(np.sum((table - expected) ** 2 / expected))
+    return float(stats.chi2.sf(stat, table.shape[1] - 1))
 
 
 def bin_positions(edges: np.ndarray) -> np.ndarray:
