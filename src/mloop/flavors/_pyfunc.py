@@ -61,7 +61,7 @@ def pickle_by_value(model: object) -> bytes:
         module is not None
         and module_name != "__main__"
         and not _installed(module)
-        and not cloudpickle.is_registered_pickle_by_value(module)
+        and module_name not in cloudpickle.list_registry_pickle_by_value()
     )
     if register:
         cloudpickle.register_pickle_by_value(module)
