@@ -1,10 +1,9 @@
 """Start, inspect and command rollouts; apply decisions (the only place with side effects).
 
-Applying a promotion moves the ``production`` alias *before* writing the
-rollout's terminal state. If the process dies in between, the rollout is still
-active at its last weight, the next evaluation promotes again and
-``set_alias`` to the same version is harmless: the pair converges without a
-cross-component transaction.
+A promotion writes the rollout's terminal state and moves the ``production``
+alias in one database transaction (through the registry's connection-level
+alias setter), so a crash or a racing operator command can never leave the
+alias moved while the rollout says otherwise.
 """
 
 from __future__ import annotations
@@ -128,16 +127,21 @@ class Rollouts:
         actor: str,
         observations: Mapping[str, Any] | None = None,
     ) -> RolloutState:
-        """Persist a decision: alias first on promotion, then state + audit rows."""
+        """Persist a decision: state, audit row and (on promotion) the alias in one transaction."""
         after = decision.state
-        if decision.action == "promote":
-            self.registry.set_alias(
-                after.model, "production", after.candidate, actor=actor, reason=decision.reason
-            )
         snapshot: dict[str, Any] | None = None
         if observations is not None or decision.metrics:
             snapshot = {"metrics": dict(decision.metrics), **(dict(observations or {}))}
-        saved = self.store.save(before, after, decision.action, actor=actor, observations=snapshot)
+        with self.registry.store.write() as conn:
+            saved = self.store.save(
+                before, after, decision.action, actor=actor, observations=snapshot, conn=conn
+            )
+            if decision.action == "promote":
+                # Same transaction as the state write: the alias moves if and only if the
+                # rollout is recorded as promoted (a racing rollback makes both fail).
+                self.registry._set_alias(
+                    conn, after.model, "production", after.candidate, actor, decision.reason
+                )
         if decision.transition:
             self.registry.record_event(
                 after.model,

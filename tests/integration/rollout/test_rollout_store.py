@@ -115,3 +115,16 @@ def test_router_refreshes_in_the_background_without_blocking(registry: Registry)
             break
         threading.Event().wait(0.01)
     assert router.route("churn", None).version == 2
+
+
+def test_a_stale_promotion_moves_no_alias(any_registry: Registry, clock: ManualClock) -> None:
+    from mloop.rollout import apply_command
+
+    rollouts = Rollouts(any_registry, clock=clock)
+    state = rollouts.deploy("churn:4", policy())
+    rollouts.command("churn", "rollback", actor="operator")
+    late = apply_command(state, "promote", clock.now())  # decided on the old state
+    with pytest.raises(Conflict):
+        rollouts.apply(state, late, actor="old-controller")
+    assert any_registry.aliases("churn")["production"] == 3
+    assert rollouts.status("churn")[0].phase == "rolled_back"
