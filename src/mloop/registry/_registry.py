@@ -155,7 +155,7 @@ class Registry:
             conn.execute(model_versions.insert().values(**row))
             self._audit(conn, who, "version.register", name, {"version": row["version"]})
             if alias is not None:
-                self._set_alias(conn, name, alias, row["version"], who, "set at registration")
+                self.set_alias_in(conn, name, alias, row["version"], who, "set at registration")
         return self.get(f"{name}:{row['version']}")
 
     def _ensure_model(self, conn: Connection, name: str, now: float) -> None:
@@ -179,11 +179,12 @@ class Registry:
         """Point ``name@alias`` at ``version`` atomically; return the previous version."""
         validate_name(alias, "alias")
         with self.store.write() as conn:
-            return self._set_alias(conn, name, alias, version, _actor(actor), reason)
+            return self.set_alias_in(conn, name, alias, version, _actor(actor), reason)
 
-    def _set_alias(
+    def set_alias_in(
         self, conn: Connection, name: str, alias: str, version: int, who: str, reason: str
     ) -> int | None:
+        """``set_alias`` inside the caller's write transaction (rollouts commit state with it)."""
         self._require_version(conn, name, version)
         previous = conn.execute(
             sa.select(aliases.c.version).where(

@@ -139,7 +139,7 @@ class Rollouts:
             if decision.action == "promote":
                 # Same transaction as the state write: the alias moves if and only if the
                 # rollout is recorded as promoted (a racing rollback makes both fail).
-                self.registry._set_alias(
+                self.registry.set_alias_in(
                     conn, after.model, "production", after.candidate, actor, decision.reason
                 )
         if decision.transition:
