@@ -151,12 +151,12 @@ class Registry:
                     model_versions.c.model_name == name
                 )
             ).scalar()
-            row["version"] = (latest or 0) + 1
-            conn.execute(model_versions.insert().values(**row))
-            self._audit(conn, who, "version.register", name, {"version": row["version"]})
+            version = (latest or 0) + 1
+            conn.execute(model_versions.insert().values(version=version, **row))
+            self._audit(conn, who, "version.register", name, {"version": version})
             if alias is not None:
-                self.set_alias_in(conn, name, alias, row["version"], who, "set at registration")
-        return self.get(f"{name}:{row['version']}")
+                self.set_alias_in(conn, name, alias, version, who, "set at registration")
+        return self.get(f"{name}:{version}")
 
     def _ensure_model(self, conn: Connection, name: str, now: float) -> None:
         insert: Any
