@@ -2,15 +2,18 @@
 
 mloop's own group-commit writer. ``submit`` appends the record to an in-memory
 buffer under a lock and returns; one background thread takes everything buffered,
-encodes it, appends it to the spool and fsyncs once per batch. While one fsync
-runs the next batch accumulates, so under load the fsync cost is shared by many
-records and every record is on disk within about ``spool_flush_ms``. Callers that
-need "acknowledged means on disk" wait with ``wait_durable`` or ``await durable``.
+encodes it, appends it to the spool and fsyncs once per batch. The writer lingers
+up to ``spool_flush_ms`` after the first buffered record, so a busy stream costs one
+fsync per interval (not one per record) and every record is on disk within about
+``spool_flush_ms``. When a caller waits for disk (``wait_durable``, ``await
+durable``, ``flush``) the writer stops lingering and writes at once; while one
+fsync runs the next batch accumulates (group commit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
 import time
@@ -65,8 +68,10 @@ class DurableLog:
         self._submitted = 0  # sequence number of the last submitted record
         self._durable = 0  # sequence number of the last record on disk
         self._pending_ids: dict[str, int] = {}
+        self._pending_order: collections.deque[tuple[int, str]] = collections.deque()
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._closed = False
+        self._sync_waiters = 0
         self._error: BaseException | None = None
         self.dropped = 0
         self._thread = threading.Thread(
@@ -92,6 +97,7 @@ class DurableLog:
             self._buffer.append(record)
             if key is not None:
                 self._pending_ids[key] = seq
+                self._pending_order.append((seq, key))
             if len(self._buffer) == 1:
                 self._cond.notify_all()
             return seq
@@ -125,19 +131,25 @@ class DurableLog:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((target, loop, future))
+            self._cond.notify_all()
         await future
 
     def _wait_seq(self, target: int, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._durable < target:
-                self._raise_if_failed()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise DeadlineExceeded(
-                        f"{self.stream} records were not on disk within {timeout} s."
-                    )
-                self._cond.wait(remaining)
+            self._sync_waiters += 1
+            self._cond.notify_all()
+            try:
+                while self._durable < target:
+                    self._raise_if_failed()
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise DeadlineExceeded(
+                            f"{self.stream} records were not on disk within {timeout} s."
+                        )
+                    self._cond.wait(remaining)
+            finally:
+                self._sync_waiters -= 1
             self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
@@ -147,19 +159,22 @@ class DurableLog:
     # --- writer thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        last_sync = 0.0
-        # Cap the fsync rate at ~10 per flush interval; group commit does the rest.
-        min_gap = self.flush_s / 10.0
         while True:
             with self._cond:
                 while not self._buffer and not self._closed:
                     self._cond.wait()
                 if not self._buffer and self._closed:
                     return
-            gap = min_gap - (time.monotonic() - last_sync)
-            if gap > 0:
-                time.sleep(gap)
-            with self._cond:
+                # Linger up to the flush interval so a quiet stream costs few fsyncs, but
+                # write at once when someone waits for disk (group commit does the rest).
+                deadline = time.monotonic() + self.flush_s
+                while (
+                    not self._closed and not self._urgent() and len(self._buffer) < self.max_batch
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
                 batch = self._buffer[: self.max_batch]
                 del self._buffer[: self.max_batch]
                 end_seq = self._durable + len(batch)
@@ -173,13 +188,18 @@ class DurableLog:
                     self._cond.notify_all()
                 self._resolve(end_seq, exc)
                 return
-            last_sync = time.monotonic()
             with self._cond:
                 self._durable = end_seq
-                if self._pending_ids:
-                    self._pending_ids = {k: s for k, s in self._pending_ids.items() if s > end_seq}
+                order, pending = self._pending_order, self._pending_ids
+                while order and order[0][0] <= end_seq:
+                    seq, key = order.popleft()
+                    if pending.get(key) == seq:
+                        del pending[key]
                 self._cond.notify_all()
             self._resolve(end_seq, None)
+
+    def _urgent(self) -> bool:
+        return self._sync_waiters > 0 or bool(self._waiters)
 
     def _encode(self, record: Mapping[str, Any]) -> bytes | None:
         try:
