@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 
 from mloop.cli._context import state
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["demo", "penguins", "train_penguin_classifier"]
 
@@ -62,6 +63,8 @@ def train_penguin_classifier(X: pd.DataFrame, y: pd.Series, seed: int = 0) -> An
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    import numpy as np
+
     return [
         {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
         for row in frame.to_dict(orient="records")

@@ -14,6 +14,9 @@ from mloop.cli._context import CliState
 from mloop.cli._demo import demo
 from mloop.cli._gateway import gateway_app
 from mloop.cli._models import alias_app, models_app, predict, register
+from mloop.cli._monitor import feedback_app, monitor_app
+from mloop.cli._pipelines import pipelines_app, retrain, runs_app
+from mloop.cli._rollout import deploy, rollout_app
 from mloop.cli._serve import keys_app, serve
 from mloop.config import load_settings
 from mloop.errors import MloopError
@@ -58,6 +61,13 @@ app.command("demo")(demo)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(gateway_app, name="gateway")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(feedback_app, name="feedback")
+app.command("deploy")(deploy)
+app.add_typer(rollout_app, name="rollout")
+app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(runs_app, name="runs")
+app.command("retrain")(retrain)
 
 _EXIT_CODES = {"user_fixable": 2, "operator_fixable": 3, "retryable": 4, "fatal": 1}
 

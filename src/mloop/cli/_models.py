@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mloop.cli._context import state
+
+if TYPE_CHECKING:
+    import pandas as pd
 from mloop.errors import InvalidInput
 
 __all__ = ["alias_app", "models_app", "predict", "register"]
@@ -147,6 +149,8 @@ def alias_history(
 
 
 def _read_training(path: Path | None, target: str | None) -> tuple[Any, Any]:
+    import pandas as pd
+
     if path is None:
         return None, None
     from mloop.cli._io import read_chunks
@@ -223,6 +227,8 @@ def predict(
     ] = False,
 ) -> None:
     """Batch-score a file with a registered model, with a progress bar."""
+    import pandas as pd
+
     from mloop.cli._io import TableWriter, count_rows, read_chunks
 
     predictor = state(ctx).registry.load(ref)
@@ -255,6 +261,8 @@ def predict(
 
 
 def _predictions_frame(predictions: Any) -> pd.DataFrame:
+    import pandas as pd
+
     if predictions.task == "regression":
         return pd.DataFrame({"prediction": predictions.values})
     frame = pd.DataFrame({"label": predictions.labels})
