@@ -15,6 +15,7 @@ _EXTRAS: dict[str, str] = {
     "redis": "redis",
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
+    "onnx": "onnx",
     "onnxruntime": "onnx",
     "skl2onnx": "onnx",
     "mlflow": "mlflow",
