@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,9 @@ from mloop.monitor._spool import (
     spool_writers,
 )
 
-__all__ = ["compact_stream"]
+__all__ = ["BackgroundCompactor", "compact_stream"]
+
+_log = logging.getLogger("mloop.monitor")
 
 _MAX_RECORDS = 20_000
 
@@ -92,3 +96,42 @@ def compact_stream(store: LogStore, spool_root: Path, stream: str) -> int:
     return sum(
         compact_writer(store, stream, writer) for writer in spool_writers(spool_root / stream)
     )
+
+
+class BackgroundCompactor:
+    """Compacts the prediction and feedback spools every ``interval_s`` in a daemon thread."""
+
+    def __init__(self, store: LogStore, spool_root: Path, interval_s: float = 30.0) -> None:
+        self.store = store
+        self.spool_root = spool_root
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mloop-compactor", daemon=True)
+
+    def start(self) -> BackgroundCompactor:
+        """Start the thread; returns self."""
+        self._thread.start()
+        return self
+
+    def run_once(self) -> int:
+        """Compact both streams now; return records moved."""
+        return sum(
+            compact_stream(self.store, self.spool_root, s) for s in ("predictions", "feedback")
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+            except Exception:  # keep compacting later; the spool keeps the records meanwhile
+                _log.exception("background compaction failed")
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop the thread after a last compaction."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        try:
+            self.run_once()
+        except Exception:
+            _log.exception("final compaction failed")

@@ -20,7 +20,7 @@ from mloop._clock import Clock, SystemClock
 from mloop.config import Settings
 from mloop.errors import InvalidInput
 from mloop.monitor._alerts import parse_duration
-from mloop.monitor._compact import compact_stream
+from mloop.monitor._compact import BackgroundCompactor, compact_stream
 from mloop.monitor._feedback import FeedbackLog, FeedbackResult, join_feedback
 from mloop.monitor._log import PredictionLog
 from mloop.monitor._logstore import LogStore, ParquetLogStore, SqlLogStore
@@ -114,6 +114,7 @@ class Monitor:
         self.clock = clock or SystemClock()
         self.prediction_log = prediction_log
         self._feedback_log: FeedbackLog | None = None
+        self._compactor: BackgroundCompactor | None = None
         self.store: LogStore = store or self._default_store()
 
     def _default_store(self) -> LogStore:
@@ -127,6 +128,14 @@ class Monitor:
         if self._feedback_log is None:
             self._feedback_log = FeedbackLog(self.settings)
         return self._feedback_log
+
+    def start_compaction(self, interval_s: float = 30.0) -> BackgroundCompactor:
+        """Compact the spools in the background (servers call this; stopped by ``close``)."""
+        if self._compactor is None:
+            self._compactor = BackgroundCompactor(
+                self.store, self.settings.home / "spool", interval_s
+            ).start()
+        return self._compactor
 
     def compact(self) -> int:
         """Move spooled predictions and labels into the log store; return records moved."""
@@ -273,7 +282,10 @@ class Monitor:
         return status, render_status_html(status, overall)
 
     def close(self) -> None:
-        """Close the label log this monitor opened."""
+        """Stop background compaction and close the label log this monitor opened."""
+        if self._compactor is not None:
+            self._compactor.stop()
+            self._compactor = None
         if self._feedback_log is not None:
             self._feedback_log.close()
             self._feedback_log = None

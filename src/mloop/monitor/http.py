@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from mloop.errors import InvalidInput, MloopError
 from mloop.monitor._service import Monitor
 
-__all__ = ["router_for"]
+__all__ = ["feedback_router", "router_for", "status_router"]
 
 
 def _error(exc: MloopError, request: Request) -> JSONResponse:
@@ -38,18 +38,28 @@ def _items(body: Any) -> list[Any]:
     )
 
 
+def _deps(dependencies: Sequence[Any]) -> list[Any]:
+    return [d if hasattr(d, "dependency") else Depends(d) for d in dependencies]
+
+
 def router_for(
     monitor: Monitor,
     *,
     feedback_dependencies: Sequence[Any] = (),
     read_dependencies: Sequence[Any] = (),
 ) -> APIRouter:
-    """Routes for ``monitor``; pass auth dependencies (e.g. the "feedback" scope) per group."""
+    """Every monitor route; pass auth dependencies (e.g. the "feedback" scope) per group."""
     router = APIRouter()
-    feedback_deps = [d if hasattr(d, "dependency") else Depends(d) for d in feedback_dependencies]
-    read_deps = [d if hasattr(d, "dependency") else Depends(d) for d in read_dependencies]
+    router.include_router(feedback_router(monitor), dependencies=_deps(feedback_dependencies))
+    router.include_router(status_router(monitor), dependencies=_deps(read_dependencies))
+    return router
 
-    @router.post("/feedback", status_code=202, dependencies=feedback_deps, tags=["monitor"])
+
+def feedback_router(monitor: Monitor) -> APIRouter:
+    """``POST /feedback`` alone (mount it behind the "feedback" scope)."""
+    router = APIRouter()
+
+    @router.post("/feedback", status_code=202, tags=["monitor"])
     async def post_feedback(request: Request) -> Response:
         """Store delayed labels durably; 202 with accepted/matched/unmatched counts."""
         try:
@@ -62,7 +72,14 @@ def router_for(
             return _error(exc, request)
         return JSONResponse(result.to_dict(), status_code=202)
 
-    @router.get("/models/{name}/monitor/status", dependencies=read_deps, tags=["monitor"])
+    return router
+
+
+def status_router(monitor: Monitor) -> APIRouter:
+    """``GET /models/{name}/monitor/status`` and ``/report`` (mount behind a read scope)."""
+    router = APIRouter()
+
+    @router.get("/models/{name}/monitor/status", tags=["monitor"])
     async def get_status(
         request: Request,
         name: str,
@@ -84,7 +101,7 @@ def router_for(
             media_type="application/json",
         )
 
-    @router.get("/models/{name}/monitor/report", dependencies=read_deps, tags=["monitor"])
+    @router.get("/models/{name}/monitor/report", tags=["monitor"])
     async def get_report(
         request: Request,
         name: str,

@@ -111,3 +111,18 @@ def test_cli_status_report_and_feedback_import(
     made = runner.invoke(app, ["monitor", "report", "churn", "--since", "1h", "--out", str(out)])
     assert made.exit_code == 0, made.output
     assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_router_for_applies_auth_dependencies_per_group(world: World) -> None:
+    from fastapi import HTTPException
+
+    def deny() -> None:
+        raise HTTPException(status_code=403, detail="no feedback scope")
+
+    app = FastAPI()
+    app.include_router(
+        router_for(Monitor(world.settings, world.registry), feedback_dependencies=[deny])
+    )
+    client = TestClient(app)
+    assert client.post("/feedback", json={"request_id": "r", "label": 1}).status_code == 403
+    assert client.get("/models/churn/monitor/status").status_code == 200

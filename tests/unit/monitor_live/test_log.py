@@ -109,3 +109,22 @@ def test_crash_between_parquet_write_and_checkpoint_does_not_duplicate(
     compact_stream(store, settings.home / "spool", "predictions")
     frame = store.predictions("churn", 0, 2e9)
     assert sorted(frame["request_id"]) == sorted(f"req-{i}" for i in range(25))
+
+
+def test_background_compactor_compacts_on_stop(settings: Settings) -> None:
+    from mloop.monitor._compact import BackgroundCompactor
+
+    with PredictionLog(settings) as log:
+        for i in range(5):
+            log.submit(record(i))
+    store = ParquetLogStore(settings.home)
+    compactor = BackgroundCompactor(store, settings.home / "spool", interval_s=3600).start()
+    compactor.stop()
+    assert len(store.predictions("churn", 0, 4e9)) == 5
+
+
+def test_live_module_exports_a_sorted_public_surface() -> None:
+    from mloop.monitor import live
+
+    assert live.__all__ == sorted(live.__all__)
+    assert {"Alerter", "Monitor", "PredictionLog", "WindowStatus"} <= set(live.__all__)
