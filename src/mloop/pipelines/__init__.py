@@ -11,6 +11,7 @@ from mloop.pipelines._dataset import DatasetSnapshot, load_snapshot, snapshot
 from mloop.pipelines._gate import GateConfig, SliceScore, gate_decision, slice_scores, time_holdout
 from mloop.pipelines._metrics import HIGHER_IS_BETTER, as_model, score
 from mloop.pipelines._mlflow import MlflowTracker
+from mloop.pipelines._prefect import as_prefect_flow
 from mloop.pipelines._protocols import LabeledSource, RolloutStarter, RunTracker
 from mloop.pipelines._runner import Runner
 from mloop.pipelines._service import TriggerOutcome, TriggerService
@@ -68,6 +69,7 @@ __all__ = [
     "ValidationConfig",
     "Window",
     "as_model",
+    "as_prefect_flow",
     "decide",
     "gate_decision",
     "load_pipeline",

@@ -372,8 +372,15 @@ def step_rollout(ctx: StepContext) -> dict[str, Any]:
     p = ctx.pipeline
     version = int(ctx.outputs["register"]["version"])
     strategy = p.rollout.strategy
-    if strategy == "none" or ctx.rollout is None:
-        why = "rollout strategy is 'none'" if strategy == "none" else "no rollout controller given"
+    first = ctx.outputs.get("validate", {}).get("champion") is None
+    if strategy == "none" or ctx.rollout is None or first:
+        why = (
+            "rollout strategy is 'none'"
+            if strategy == "none"
+            else "no production version to roll out against (first model)"
+            if first
+            else "no rollout controller given"
+        )
         ctx.log(f"{why}; promote by hand: mloop alias set {p.model} production {version}")
         return {"strategy": None, "skipped": why}
     handle = ctx.rollout.start(p.model, version, strategy, **dict(p.rollout.policy))

@@ -30,7 +30,9 @@ def test_a_first_run_snapshots_trains_registers_and_hands_over(registry: Registr
     # The snapshot is the data, content-addressed.
     stored = load_snapshot(registry.artifacts, run.dataset)
     pd.testing.assert_frame_equal(stored, data.reset_index(drop=True), check_dtype=False)
-    assert rollout.started == [("churn", 1, "shadow-then-canary", {})]
+    # The first model has nothing to roll out against: the step says how to promote it.
+    assert rollout.started == []
+    assert "mloop alias set churn production 1" in run.step("rollout").logs[0]
     actions = [e["action"] for e in registry.history("churn")]
     assert "pipeline.run.succeeded" in actions and "pipeline.gate.passed" in actions
 
@@ -53,7 +55,11 @@ def test_the_gate_keeps_a_worse_challenger_out(registry: Registry) -> None:
     gate = second.reports["gate"]
     assert any(c["name"] == "beats_champion" and not c["passed"] for c in gate["checks"])
     assert [v.version for v in registry.versions("churn")] == [1]
-    assert len(rollout.started) == 1
+    assert rollout.started == []
+    # A better challenger is handed to the rollout policy.
+    third = runner.run(make_pipeline(loader(world(900, 9, T0))))
+    assert third.status == "succeeded", third.error
+    assert rollout.started == [("churn", 2, "shadow-then-canary", {})]
 
 
 def test_retryable_errors_are_retried_with_backoff(registry: Registry) -> None:
@@ -156,3 +162,13 @@ def test_runs_and_trigger_state_on_postgresql(postgres_url: str, tmp_path: Any) 
     (run,) = runner.list_runs()
     assert run.status == "succeeded" and registry.get("churn@challenger").version == 1
     registry.store.dispose()
+
+
+def test_the_same_pipeline_runs_as_a_prefect_flow(registry: Registry) -> None:
+    pytest.importorskip("prefect", reason="install the 'prefect' extra to test the Prefect flow")
+    from mloop.pipelines import as_prefect_flow
+
+    runner = Runner(registry)
+    flow = as_prefect_flow(runner, make_pipeline(loader(world(300, 10, T0))))
+    result = flow()
+    assert result["status"] == "succeeded"
