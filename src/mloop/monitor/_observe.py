@@ -83,6 +83,16 @@ class WindowStatus:
             return _num(self.estimated.get(name[len("estimated_") :]))
         return _num(self.performance.get(name))
 
+    def guard_metrics(self) -> dict[str, Any]:
+        """What a rollout guard reads (names match ``rollout.VersionStats`` fields)."""
+        return {
+            "rows": self.rows,
+            "prediction_drift": self.metric("prediction_drift"),
+            "labels": self.labelled,
+            "accuracy": self.metric("accuracy"),
+            "estimated_accuracy": self.metric("estimated_accuracy"),
+        }
+
     def to_dict(self, *, detail: bool = False) -> dict[str, Any]:
         """JSON-ready summary; ``detail`` adds the full drift reports."""
         features = {}

@@ -261,6 +261,24 @@ class Monitor:
         rows = self.predictions(model, start, stop)
         return self._observe(mv, start, stop, rows[rows["version"] == version])
 
+    def observe_versions(
+        self,
+        model: str,
+        versions: Iterable[int],
+        *,
+        since: str | float | dt.datetime,
+        until: str | float | dt.datetime | None = None,
+    ) -> dict[int, WindowStatus]:
+        """``observe_window`` for several versions from one read of the log."""
+        now = self.clock.now()
+        start = parse_since(since, now, "1h")
+        stop = now if until is None else parse_since(until, now, "0s")
+        rows = self.predictions(model, start, stop)
+        return {
+            v: self._observe(self._reference(model, v), start, stop, rows[rows["version"] == v])
+            for v in versions
+        }
+
     def report(
         self,
         model: str,

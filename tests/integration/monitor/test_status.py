@@ -71,6 +71,10 @@ def test_observe_window_is_per_version(world: World, logged: object) -> None:
     assert window.rows == 600 and window.versions == {1: 600}
     assert window.metric("prediction_drift") is not None
     assert window.metric("estimated_accuracy") is not None
+    both = monitor(world).observe_versions("churn", [1], since=START + 3600, until=START + 7200)
+    guard = both[1].guard_metrics()
+    assert guard["rows"] == 600 and guard["prediction_drift"] == window.metric("prediction_drift")
+    assert set(guard) == {"rows", "prediction_drift", "labels", "accuracy", "estimated_accuracy"}
 
 
 def test_report_is_one_self_contained_page(world: World, logged: object) -> None:
