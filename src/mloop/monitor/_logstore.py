@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -180,8 +181,10 @@ class LogStore(Protocol):
         """Stored feedback rows that arrived at ``ts >= since``."""
         ...
 
-    def request_keys(self, since: float, until: float) -> tuple[set[str], set[str]]:
-        """Request ids and entity keys of predictions logged in ``[since, until)``."""
+    def find(
+        self, request_ids: set[str], entity_keys: set[str], since: float, until: float
+    ) -> tuple[set[str], set[str]]:
+        """Which of ``request_ids`` / ``entity_keys`` were logged in ``[since, until)``."""
         ...
 
 
@@ -297,7 +300,9 @@ class ParquetLogStore:
         frame = self._read(folders, _PRED_SCHEMA)
         return frame[(frame["ts"] >= since) & (frame["ts"] < until)].reset_index(drop=True)
 
-    def request_keys(self, since: float, until: float) -> tuple[set[str], set[str]]:
+    def find(
+        self, request_ids: set[str], entity_keys: set[str], since: float, until: float
+    ) -> tuple[set[str], set[str]]:
         base = self.home / "predictions"
         files = [
             f
@@ -305,13 +310,19 @@ class ParquetLogStore:
             for folder in _day_folders(m, since, until)
             for f in folder.glob("part-*")
         ]
-        ids: set[str] = set()
-        keys: set[str] = set()
+        wanted = {
+            "request_id": pa.array(sorted(request_ids), pa.string()),
+            "entity_key": pa.array(sorted(entity_keys), pa.string()),
+        }
+        found: dict[str, set[str]] = {"request_id": set(), "entity_key": set()}
         for f in files:
             table = pq.read_table(f, columns=["request_id", "entity_key"])
-            ids.update(table.column("request_id").to_pylist())
-            keys.update(k for k in table.column("entity_key").to_pylist() if k is not None)
-        return ids, keys
+            for column, values in wanted.items():
+                if len(values) and len(found[column]) < len(values):
+                    col = table.column(column)
+                    hits = col.filter(pc.is_in(col, value_set=values))
+                    found[column].update(hits.to_pylist())
+        return found["request_id"], found["entity_key"]
 
     def feedback(self, since: float) -> pd.DataFrame:
         base = self.home / "feedback"
@@ -394,12 +405,20 @@ class SqlLogStore:
             rows = [dict(r._mapping) for r in conn.execute(query.order_by(t.c.ts))]
         return _frame(rows, PREDICTION_COLUMNS)
 
-    def request_keys(self, since: float, until: float) -> tuple[set[str], set[str]]:
+    def find(
+        self, request_ids: set[str], entity_keys: set[str], since: float, until: float
+    ) -> tuple[set[str], set[str]]:
         t = monitor_predictions
-        query = sa.select(t.c.request_id, t.c.entity_key).where(t.c.ts >= since, t.c.ts < until)
+        found: dict[str, set[str]] = {"request_id": set(), "entity_key": set()}
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return {r[0] for r in rows}, {r[1] for r in rows if r[1] is not None}
+            for column, values in (("request_id", request_ids), ("entity_key", entity_keys)):
+                ordered = sorted(values)
+                for i in range(0, len(ordered), 1000):
+                    query = sa.select(t.c[column]).where(
+                        t.c[column].in_(ordered[i : i + 1000]), t.c.ts >= since, t.c.ts < until
+                    )
+                    found[column].update(r[0] for r in conn.execute(query))
+        return found["request_id"], found["entity_key"]
 
     def feedback(self, since: float) -> pd.DataFrame:
         t = monitor_feedback

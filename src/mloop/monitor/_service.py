@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Monitor", "MonitorStatus", "parse_since"]
 
 _MAX_WINDOWS = 1000
-_FEEDBACK_LOOKBACK_S = 30 * 86400.0
+_FEEDBACK_LOOKBACK_S = 7 * 86400.0  # how far back a label looks for its prediction (count only)
 
 
 def parse_since(value: str | float | int | dt.datetime | None, now: float, default: str) -> float:
@@ -171,7 +171,12 @@ class Monitor:
     def _match(self, clean: list[dict[str, Any]]) -> FeedbackResult:
         now = self.clock.now()
         self.compact()
-        ids, keys = self.store.request_keys(now - _FEEDBACK_LOOKBACK_S, now + 86400.0)
+        ids, keys = self.store.find(
+            {i["request_id"] for i in clean if i["request_id"] is not None},
+            {i["entity_key"] for i in clean if i["request_id"] is None},
+            now - _FEEDBACK_LOOKBACK_S,
+            now + 86400.0,
+        )
         matched = sum(
             1
             for item in clean
