@@ -60,6 +60,9 @@ class ServingMetrics:
         self.pool_resident = Gauge(
             "mloop_pool_resident_models", "Model versions in memory", registry=r
         )
+        self.pool_lookups = Gauge(
+            "mloop_pool_lookups", "Model pool lookups since start", ["result"], registry=r
+        )
         self.pool_memory = Gauge(
             "mloop_pool_memory_mb", "Estimated memory of loaded models", registry=r
         )

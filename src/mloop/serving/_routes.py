@@ -165,6 +165,8 @@ def records_router(ctx: ServingContext) -> APIRouter:
         stats = engine.pool.stats
         m.pool_resident.set(stats.resident)
         m.pool_memory.set(stats.memory_mb)
+        m.pool_lookups.labels("hit").set(stats.hits)
+        m.pool_lookups.labels("miss").set(stats.misses)
         for key, depth in engine.queue_depths().items():
             m.queue_depth.labels(key.split(":")[0]).set(depth)
         return Response(m.render(), media_type="text/plain; version=0.0.4")
