@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop.contracts import Profile
 from mloop.errors import InvalidInput
 from mloop.flavors._base import Predictions
 from mloop.monitor._counting import WindowCounts, count_column
@@ -23,7 +24,9 @@ from mloop.monitor._reference import (
 __all__ = ["drift"]
 
 
-def resolve_reference(reference: object) -> object:
+def resolve_reference(
+    reference: Profile | pd.DataFrame | Reference | str,
+) -> Profile | pd.DataFrame | Reference:
     """Turn what the caller passed into a Profile, DataFrame or Reference.
 
     Hook for ``"name@alias"`` strings: the registry resolves them to the version's
@@ -50,7 +53,7 @@ def _prediction_columns(predictions: Predictions | Any) -> dict[str, pd.Series]:
 
 
 def drift(
-    reference: object,
+    reference: Profile | pd.DataFrame | Reference | str,
     current: pd.DataFrame | WindowCounts,
     *,
     columns: Sequence[str] | None = None,

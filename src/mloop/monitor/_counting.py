@@ -15,6 +15,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from mloop.contracts import Profile
 from mloop.errors import InvalidInput
 from mloop.monitor._binning import count_categorical
 from mloop.monitor._reference import ColumnReference, Reference, as_reference
@@ -40,7 +41,9 @@ def count_column(col: ColumnReference, values: pd.Series | np.ndarray) -> np.nda
 class WindowCounts:
     """Counts of one window per column on the reference's slots; ``update`` and ``merge``."""
 
-    def __init__(self, reference: object, columns: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, reference: Profile | pd.DataFrame | Reference, columns: Iterable[str] | None = None
+    ) -> None:
         ref = as_reference(reference)
         self.reference: Reference = ref.select(list(columns)) if columns is not None else ref
         self.n = 0
@@ -90,7 +93,9 @@ class WindowCounts:
         return {"n": self.n, "counts": {k: v.tolist() for k, v in self.counts.items()}}
 
     @classmethod
-    def from_dict(cls, reference: object, data: Mapping[str, Any]) -> WindowCounts:
+    def from_dict(
+        cls, reference: Profile | pd.DataFrame | Reference, data: Mapping[str, Any]
+    ) -> WindowCounts:
         """Rebuild counts saved with ``to_dict`` against the same reference."""
         out = cls(reference, columns=list(data["counts"]))
         for name, values in data["counts"].items():

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import pandas as pd
 
+from mloop.contracts import Profile
 from mloop.errors import InvalidInput
 from mloop.monitor._counting import WindowCounts
 from mloop.monitor._drift import DriftReport, drift_from_counts
@@ -37,7 +38,7 @@ class BinnedDriftDetector:
 
     def __init__(
         self,
-        reference: object,
+        reference: Profile | pd.DataFrame | Reference,
         *,
         columns: Sequence[str] | None = None,
         method: str | Mapping[str, str] = "auto",
