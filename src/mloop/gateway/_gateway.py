@@ -16,7 +16,7 @@ import json
 import os
 import random
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -36,11 +36,14 @@ from mloop.gateway._config import Deployment, GatewayConfig, Route
 from mloop.gateway._headers import parse_observation
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
+from mloop.gateway._pool import ShardedClient
 from mloop.gateway._scheduler import PRIORITIES, Candidate, Grant, Priority, Scheduler, Ticket
 from mloop.gateway._schema import schema_errors
 from mloop.gateway._tokens import estimate_prompt_tokens, text_tokens
 
 __all__ = ["ChatResult", "Gateway", "StreamResult"]
+
+_POOL = 64  # connections per deployment without a max_concurrency
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,12 @@ class Gateway:
             self.clock,
             batch_aging_s=config.batch_aging_s,
         )
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(60.0, connect=5.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        )
+        self._http = {
+            name: ShardedClient(
+                dep.max_concurrency or _POOL, httpx.Timeout(dep.timeout_s, connect=5.0), transport
+            )
+            for name, dep in config.deployments.items()
+        }
         self._rng = rng or random.Random()
         # Learned ratio of real prompt tokens to our estimate, per deployment.
         self._token_ratio = {name: 1.0 for name in config.deployments}
@@ -142,7 +146,8 @@ class Gateway:
     async def aclose(self) -> None:
         """Stop scheduling and close connections."""
         await self.scheduler.aclose()
-        await self._http.aclose()
+        for http in self._http.values():
+            await http.aclose()
         await self.limiter.aclose()
 
     # --- public entry points -----------------------------------------------------------
@@ -270,6 +275,14 @@ class Gateway:
         request = adapter.build(dep, payload, self._keys[dep.name])
         started = self.clock.monotonic()
         released = False
+        sent = [started]
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            # When the bytes leave (after any wait for a pooled connection).
+            if event == "http11.send_request_headers.started":
+                sent[0] = self.clock.monotonic()
+
+        request.extensions["trace"] = trace
 
         async def release(used_tokens: int | None, headers: Mapping[str, str], status: int) -> None:
             nonlocal released
@@ -277,8 +290,11 @@ class Gateway:
                 return
             released = True
             now = self.clock.monotonic()
-            obs = parse_observation(
-                headers, status=status, now_wall=self.clock.now(), used_tokens=used_tokens
+            obs = replace(
+                parse_observation(
+                    headers, status=status, now_wall=self.clock.now(), used_tokens=used_tokens
+                ),
+                send_delay_s=max(0.0, sent[0] - started),
             )
             await self.limiter.observe(grant.lease, obs, now)
             self.scheduler.forget_wait(dep.name)
@@ -286,8 +302,7 @@ class Gateway:
             self.metrics.latency.labels(dep.name).observe(now - started)
 
         try:
-            request.extensions["timeout"] = httpx.Timeout(dep.timeout_s, connect=5.0).as_dict()
-            response = await self._http.send(request, stream=stream)
+            response, shard = await self._http[dep.name].send(request, stream=stream)
         except httpx.HTTPError as exc:
             await release(None, {}, 599)
             self.breakers[dep.name].on_failure(self.clock.monotonic())
@@ -302,12 +317,14 @@ class Gateway:
         if response.status_code != 200:
             await response.aread()
             await response.aclose()
+            self._http[dep.name].done(shard)
             await release(None, response.headers, response.status_code)
             raise self._classify(dep, response)
         if stream:
             return self._start_stream(
-                route, dep, template.version, ticket, grant, response, release
+                route, dep, template.version, ticket, grant, response, release, shard
             )
+        self._http[dep.name].done(shard)
         try:
             data = adapter.parse(dep, response.json())
         except ValueError as exc:
@@ -337,6 +354,7 @@ class Gateway:
         grant: Grant,
         response: httpx.Response,
         release: Any,
+        shard: int,
     ) -> StreamResult:
         self.breakers[dep.name].on_success()
         if dep.name != route.chain[0]:
@@ -355,6 +373,7 @@ class Gateway:
                     yield chunk
             finally:
                 await response.aclose()
+                self._http[dep.name].done(shard)
                 if not usage:
                     prompt = next(c.tokens for c in ticket.candidates if c.deployment == dep.name)
                     completion = text_tokens("".join(text))

@@ -3,8 +3,8 @@
 This is mloop's own admission algorithm. The buckets refill continuously at the
 provider's rate (limit per window) up to the burst the provider allows, and are
 charged *before* a call. Each response's ``x-ratelimit-*`` headers re-anchor the
-copy: the provider's ``remaining`` minus what was sent after that call becomes the
-level, and ``remaining + reset * rate`` reveals the burst capacity. A 429 means the
+copy: the provider's ``remaining`` (aged by the refill since) minus what was sent
+after that call caps the level, and ``remaining + reset * rate`` reveals the burst capacity. A 429 means the
 copy drifted: it is emptied and the deployment is blocked for ``retry-after``.
 Pure: every method takes ``now``; nothing sleeps or does I/O.
 """
@@ -77,6 +77,7 @@ class Observation:
     retry_after_s: float | None = None
     rate_limited: bool = False
     used_tokens: int | None = None
+    send_delay_s: float = 0.0  # time the call waited for a connection after admission
 
 
 class Quota:
@@ -105,8 +106,8 @@ class Quota:
         self.anchored_seq = 0
         self.charged_requests = 0
         self.charged_tokens = 0
-        # Admitted calls not answered yet: a response's "remaining" may not include them.
-        self.outstanding: dict[int, int] = {}
+        # When each unanswered call was sent: its response's "remaining" is that old.
+        self.sent_at: dict[int, float] = {}
 
     def wait(self, tokens: int, now: float) -> tuple[float, str]:
         """Seconds until a call of ``tokens`` may go, and what it waits on ('' if none)."""
@@ -130,7 +131,7 @@ class Quota:
         mark = (self.seq, self.charged_requests, self.charged_tokens)
         self.charged_requests += 1
         self.charged_tokens += tokens
-        self.outstanding[self.seq] = tokens
+        self.sent_at[self.seq] = now
         return mark
 
     def release(self) -> None:
@@ -142,9 +143,8 @@ class Quota:
     ) -> None:
         """Re-anchor the local copy on what the provider reported for one call."""
         seq, before_req, before_tok = mark
-        self.outstanding.pop(seq, None)
-        # Earlier calls still unanswered may reach the provider after this one did.
-        early = [t for s, t in self.outstanding.items() if s < seq]
+        # The provider measured "remaining" when it admitted the call; it has refilled since.
+        age = max(0.0, now - self.sent_at.pop(seq, now) - obs.send_delay_s)
         if obs.rate_limited:
             # Rejected calls cost nothing at the provider: stop counting this one.
             self.charged_requests -= 1
@@ -154,14 +154,15 @@ class Quota:
         if seq > self.anchored_seq:
             # Only a response newer than the last one used may move the copy.
             self.anchored_seq = seq
-            after_req = self.charged_requests - before_req - own_req + len(early)
-            after_tok = self.charged_tokens - before_tok - own_tok + sum(early)
+            after_req = self.charged_requests - before_req - own_req
+            after_tok = self.charged_tokens - before_tok - own_tok
             _anchor(
                 self.requests,
                 obs.limit_requests,
                 obs.remaining_requests,
                 obs.reset_requests_s,
                 after_req,
+                age,
                 self.window_s,
                 now,
             )
@@ -171,6 +172,7 @@ class Quota:
                 obs.remaining_tokens,
                 obs.reset_tokens_s,
                 after_tok,
+                age,
                 self.window_s,
                 now,
             )
@@ -193,6 +195,7 @@ def _anchor(
     remaining: float | None,
     reset_s: float | None,
     sent_after: float,
+    age: float,
     window_s: float,
     now: float,
 ) -> None:
@@ -209,4 +212,8 @@ def _anchor(
         ceiling = limit if limit else float("inf")
         bucket.capacity = max(1.0, min(ceiling, learned))
     bucket.refill(now)
-    bucket.level = min(bucket.capacity, remaining - max(0.0, sent_after))
+    provider_now = min(bucket.capacity, remaining + age * bucket.rate)
+    # Only ever lower the copy: calls admitted earlier may reach the provider after
+    # this one (many connections), so a high "remaining" can be stale; a low one is
+    # drift (another client, a wrong estimate) and must be believed at once.
+    bucket.level = min(bucket.level, provider_now - max(0.0, sent_after))

@@ -69,11 +69,9 @@ local sq = redis.call('HINCRBY', h, 'sq', 1)
 redis.call('HSET', h, 'rl', tostring(rl), 'tl', tostring(tl), 'sr', tostring(sr + 1),
            'st', tostring(st + tokens))
 local expires = now + tonumber(ARGV[8])
-local lease = sq .. '|' .. tokens .. '|' .. expires
+local lease = sq .. '|' .. now
 if conc > 0 then redis.call('ZADD', KEYS[2], expires, lease) end
-redis.call('ZADD', KEYS[3], sq, lease)
 redis.call('PEXPIRE', h, 86400000)
-redis.call('PEXPIRE', KEYS[3], 86400000)
 return {1, tostring(sq), tostring(sr), tostring(st), lease}
 """
 )
@@ -83,7 +81,7 @@ _OBSERVE = (
     + """
 local function num(x) if x == '' then return nil end return tonumber(x) end
 local window = tonumber(ARGV[5])
-local function anchor(level, cap, rate, limit, remaining, reset, sent_after)
+local function anchor(level, cap, rate, limit, remaining, reset, sent_after, age)
   if limit and limit > 0 then
     rate = limit / window
     if cap <= 0 then cap = limit; level = limit end
@@ -92,7 +90,8 @@ local function anchor(level, cap, rate, limit, remaining, reset, sent_after)
   if reset and rate > 0 then
     cap = math.max(1, math.min(limit or 1e18, remaining + reset * rate))
   end
-  level = math.min(cap, remaining - math.max(0, sent_after))
+  local provider_now = math.min(cap, remaining + age * rate)
+  level = math.min(level, provider_now - math.max(0, sent_after))
   return level, cap, rate
 end
 local seq, before_r, before_t = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
@@ -104,26 +103,15 @@ if limited then
   sr = sr - 1; st = st - charged; own_r = 0; own_t = 0
   if tc > 0 then tl = math.min(tc, tl + charged) end
 end
--- Earlier calls still unanswered may reach the provider after this one did.
-redis.call('ZREM', KEYS[2], ARGV[19])
-local early_r, early_t = 0, 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. seq)) do
-  local s1 = string.find(m, '|', 1, true)
-  local s2 = string.find(m, '|', s1 + 1, true)
-  if tonumber(string.sub(m, s2 + 1)) < now then
-    redis.call('ZREM', KEYS[2], m)
-  else
-    early_r = early_r + 1
-    early_t = early_t + tonumber(string.sub(m, s1 + 1, s2 - 1))
-  end
-end
+-- The provider measured "remaining" when it admitted the call; it has refilled since.
+local age = math.max(0, now - tonumber(ARGV[19]) - tonumber(ARGV[20]))
 local anchored = tonumber(redis.call('HGET', h, 'as') or '0')
 if seq > anchored then
   redis.call('HSET', h, 'as', tostring(seq))
   rl, rc, rr = anchor(rl, rc, rr, num(ARGV[6]), num(ARGV[7]), num(ARGV[8]),
-                      sr - before_r - own_r + early_r)
+                      sr - before_r - own_r, age)
   tl, tc, tr = anchor(tl, tc, tr, num(ARGV[9]), num(ARGV[10]), num(ARGV[11]),
-                      st - before_t - own_t + early_t)
+                      st - before_t - own_t, age)
 end
 local used = num(ARGV[16])
 if num(ARGV[10]) == nil and used ~= nil and tc > 0 then
@@ -167,7 +155,7 @@ class RedisLimiter:
 
     def _keys(self, name: str) -> list[str]:
         base = f"{self.prefix}quota:{name}"
-        return [base, f"{base}:leases", f"{base}:outstanding"]
+        return [base, f"{base}:leases"]
 
     def _init_args(self, dep: Deployment) -> list[str]:
         return [
@@ -217,10 +205,10 @@ class RedisLimiter:
             _arg(obs.used_tokens),
             "1" if obs.rate_limited else "0",
             _arg(obs.retry_after_s),
-            lease.lease_id,
+            lease.lease_id.split("|")[1],  # when the call was admitted (Redis time)
+            repr(obs.send_delay_s),
         ]
-        keys = self._keys(lease.deployment)
-        await self._observe(keys=[keys[0], keys[2]], args=args)
+        await self._observe(keys=self._keys(lease.deployment)[:1], args=args)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -116,6 +116,8 @@ class _Stats:
     calls: int = 0
     ok: int = 0
     rate_limited: int = 0
+    limited_by: dict[str, int] = field(default_factory=dict)
+    limited_times: list[float] = field(default_factory=list)
     faults: int = 0
     inflight: int = 0
     max_inflight: int = 0
@@ -196,8 +198,10 @@ class MockProvider:
             headers[f"x-ratelimit-reset-{kind}"] = f"{max(0.0, reset):.3f}s"
         return headers
 
-    def _reject(self, name: str, message: str, wait: float, now: float) -> Response:
+    def _reject(self, name: str, message: str, wait: float, now: float, why: str) -> Response:
         self.stats[name].rate_limited += 1
+        self.stats[name].limited_by[why] = self.stats[name].limited_by.get(why, 0) + 1
+        self.stats[name].limited_times.append(round(now - self._started, 3))
         headers = self._headers(name, now)
         headers["retry-after"] = str(max(1, math.ceil(wait))) if wait >= 1 else f"{wait:.3f}"
         headers["retry-after-ms"] = str(max(1, int(wait * 1000)))
@@ -219,16 +223,20 @@ class MockProvider:
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
         if m.max_concurrency and stats.inflight >= m.max_concurrency:
             # Like hosted providers: a concurrency rejection hints a very short wait.
-            return self._reject(name, "too many concurrent requests", 0.05, now)
+            return self._reject(name, "too many concurrent requests", 0.05, now, "concurrency")
         prompt = mock_tokens(body.get("messages"))
         max_tokens = int(body.get("max_tokens") or self.default_max_tokens)
         cost = prompt + max_tokens
         w_req = self._req[name].wait_for(1, now)
         if w_req > 0:
-            return self._reject(name, f"Rate limit reached for requests on {name}", w_req, now)
+            return self._reject(
+                name, f"Rate limit reached for requests on {name}", w_req, now, "requests"
+            )
         w_tok = self._tok[name].wait_for(cost, now)
         if w_tok > 0:
-            return self._reject(name, f"Rate limit reached for tokens on {name}", w_tok, now)
+            return self._reject(
+                name, f"Rate limit reached for tokens on {name}", w_tok, now, "tokens"
+            )
         self._req[name].take(1, now)
         self._tok[name].take(cost, now)
         headers = self._headers(name, now)

@@ -1,0 +1,213 @@
+"""Side-by-side benchmark: no retries, tenacity, LiteLLM Router (default, tuned) and mloop.
+
+    .venv/bin/python benchmarks/gateway/run.py [--only mloop,litellm-default] [--no-fault]
+
+Each client gets its own mock provider process (same quotas, same seeded
+workload), two clients run at a time, and the numbers are compared with the
+analytic optimum the quotas allow. Peers install into their own venv under
+/root/.cache/mloop-bench/gateway-peers, never into the project venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+import workload as wl  # noqa: E402
+
+PEER_VENV = Path("/root/.cache/mloop-bench/gateway-peers")
+CLIENTS = ["none", "tenacity", "litellm-default", "litellm-tuned", "mloop"]
+FAULT_CLIENTS = ["litellm-default", "mloop"]
+# Fault scenario (scaled time): big answers 503 from 4 s to 14 s after the start.
+FAULT_AT_S, FAULT_FOR_S = 4.0, 10.0
+
+
+def ensure_peer_venv() -> Path:
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    probe = subprocess.run(
+        [str(python), "-c", "import litellm, tenacity, httpx"], capture_output=True
+    )
+    if probe.returncode != 0:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "litellm", "tenacity", "httpx"], check=True
+        )
+    return python
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_provider(models: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mloop.gateway.testing",
+            "--port",
+            str(port),
+            "--models",
+            json.dumps(models),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(f"{url}/v1/models", timeout=1)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("mock provider did not start")
+
+
+def run_client(
+    name: str, fault: bool, workload_file: Path, tmp: Path, peer: Path
+) -> dict[str, Any]:
+    proc, url = start_provider(wl.provider_models(fault=fault))
+    out = tmp / f"{name}-{'fault' if fault else 'normal'}.json"
+    python = sys.executable if name == "mloop" else str(peer)
+    timer = None
+    try:
+        if fault:
+
+            def trigger() -> None:
+                httpx.post(f"{url}/mock/fault", json={"model": "big", "seconds": FAULT_FOR_S})
+
+            timer = threading.Timer(FAULT_AT_S, trigger)
+        client = subprocess.Popen(
+            [python, str(HERE / "clients.py"), name, url, str(workload_file), str(out)],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stderr=subprocess.PIPE,
+        )
+        if timer is not None:
+            timer.start()  # the client's clock starts within a second of this (import time)
+        _, err = client.communicate(timeout=400)
+        if client.returncode != 0:
+            raise RuntimeError(f"{name} failed: {err.decode()[-2000:]}")
+        stats = httpx.get(f"{url}/mock/stats").json()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        proc.terminate()
+        proc.wait(timeout=10)
+    records = json.loads(out.read_text())
+    cpu = records.pop()["cpu_s"]
+    return {"client": name, "fault": fault, "records": records, "stats": stats, "cpu_s": cpu}
+
+
+def summarize(run: dict[str, Any], opt: dict[str, Any], horizon: float) -> dict[str, Any]:
+    recs = run["records"]
+    ok = [r for r in recs if r["ok"]]
+    stats = run["stats"]
+    calls = sum(s["calls"] for s in stats.values())
+    r429 = sum(s["rate_limited"] for s in stats.values())
+    p99 = {
+        p: wl.percentile([r["latency"] for r in ok if r["priority"] == p], 99)
+        for p in ("interactive", "batch")
+    }
+    in_time = sum(1 for r in ok if r["done_at"] <= horizon)
+    return {
+        "client": run["client"] + (" (fault)" if run["fault"] else ""),
+        "requests": len(recs),
+        "failed": len(recs) - len(ok),
+        "goodput_vs_opt": in_time / opt["completed"],
+        "provider_calls": calls,
+        "429s": r429,
+        "429_pct": 100.0 * r429 / max(1, calls),
+        "503s": stats["big"]["faults"],
+        "p99_interactive_s": p99["interactive"],
+        "p99_batch_s": p99["batch"],
+        "fallback_pct": 100.0
+        * sum(1 for r in ok if "small" in str(r.get("model")))
+        / max(1, len(ok)),
+        "cpu_ms_per_req": 1000.0 * run["cpu_s"] / max(1, len(recs)),
+    }
+
+
+COLUMNS = [
+    ("client", "{}"),
+    ("requests", "{}"),
+    ("failed", "{}"),
+    ("goodput_vs_opt", "{:.0%}"),
+    ("provider_calls", "{}"),
+    ("429s", "{}"),
+    ("429_pct", "{:.1f}%"),
+    ("503s", "{}"),
+    ("p99_interactive_s", "{:.2f}"),
+    ("p99_batch_s", "{:.2f}"),
+    ("fallback_pct", "{:.0f}%"),
+    ("cpu_ms_per_req", "{:.1f}"),
+]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(c for c, _ in COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    lines = [head, sep]
+    for row in rows:
+        lines.append("| " + " | ".join(f.format(row[c]) for c, f in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="", help="comma-separated clients")
+    parser.add_argument("--no-fault", action="store_true")
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    chosen = [c for c in CLIENTS if not args.only or c in args.only.split(",")]
+    peer = ensure_peer_venv() if any(c != "mloop" for c in chosen) else Path(sys.executable)
+    workload = wl.make_workload()
+    opt = wl.optimum(workload)
+    horizon = opt["makespan_s"] + 2.0
+    jobs = [(c, False) for c in chosen]
+    if not args.no_fault:
+        jobs += [(c, True) for c in FAULT_CLIENTS if c in chosen]
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        wfile = tmp / "workload.json"
+        wfile.write_text(wl.dump(workload))
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            runs = list(pool.map(lambda job: run_client(job[0], job[1], wfile, tmp, peer), jobs))
+    rows = [summarize(r, opt, horizon) for r in runs]
+    n_int = sum(1 for r in workload if r.priority == "interactive")
+    header = (
+        f"Workload: {len(workload)} requests ({n_int} interactive, {len(workload) - n_int} batch "
+        f"in three bursts) over {workload[-1].t:.0f} s (90 s compressed x{wl.SCALE:g}); "
+        f"optimum completes all {opt['completed']} by {opt['makespan_s']:.1f} s, interactive "
+        f"p99 {opt['p99']['interactive']:.2f} s, batch p99 {opt['p99']['batch']:.2f} s. "
+        f"Goodput = successes finished by {horizon:.1f} s / optimum. Wall time "
+        f"{time.time() - started:.0f} s, {args.parallel} clients at a time."
+    )
+    text = header + "\n\n" + table(rows)
+    print(text)
+    Path(args.results).write_text("# Gateway benchmark results\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
