@@ -68,6 +68,10 @@ def test_server_killed_under_load_keeps_every_settled_prediction_once(tmp_path: 
     assert server.stdout is not None and server.stderr is not None
     url = server.stdout.readline().strip()
     assert url.startswith("http://"), server.stderr.read()
+    # the server logs each request: drain its pipes or they fill up and stall it
+    drains = [threading.Thread(target=p.read, daemon=True) for p in (server.stdout, server.stderr)]
+    for d in drains:
+        d.start()
 
     answered: list[tuple[str, float]] = []
     lock = threading.Lock()
@@ -94,8 +98,8 @@ def test_server_killed_under_load_keeps_every_settled_prediction_once(tmp_path: 
     stop.set()
     for t in threads:
         t.join(10)
-    server.stdout.close()
-    server.stderr.close()
+    for d in drains:
+        d.join(10)
 
     PredictionLog(settings).close()  # restart: recover the spool
     store = ParquetLogStore(settings.home)
@@ -103,6 +107,6 @@ def test_server_killed_under_load_keeps_every_settled_prediction_once(tmp_path: 
     logged = store.predictions("churn", 0, 4e9)
 
     settled = {rid for rid, at in answered if at < killed_at - SLACK_S}
-    assert len(settled) > 50
+    assert len(settled) > 200
     assert settled <= set(logged["request_id"])
     assert not logged.duplicated(["request_id", "row"]).any()
