@@ -139,6 +139,7 @@ class Engine:
             executor=self._predict_pool,
             on_batch=lambda rows, _s: batch_hist.observe(rows),
             name=f"{name}:{version}",
+            inline=cfg.predict_threads <= 0,
         )
         if tags.get(_TAG + "pin", "").lower() == "true":
             self.pool.pin(name, version)

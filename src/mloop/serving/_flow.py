@@ -20,6 +20,7 @@ from mloop.serving._batcher import Priority
 from mloop.serving._engine import Engine, deadline_error
 from mloop.serving._guard import Guard
 from mloop.serving._limits import RateLimiter
+from mloop.serving._routing import RouteDecision
 from mloop.serving._runtime import Job
 
 __all__ = ["Outcome", "PredictionSink", "ServingContext"]
@@ -65,6 +66,11 @@ class ServingContext:
     entity_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def _ack_durable(self) -> bool:
+        wanted = bool(getattr(self.settings.monitor, "ack_durable", False))
+        return wanted and hasattr(self.sink, "durable")
+
     async def authorize(
         self,
         headers: Mapping[str, str],
@@ -88,6 +94,7 @@ class ServingContext:
         *,
         version: int | None = None,
         api: str = "records",
+        decision: RouteDecision | None = None,
     ) -> Outcome:
         """Route, predict within the deadline, then record stats, metrics and the log entry."""
         started = time.perf_counter()
@@ -105,7 +112,8 @@ class ServingContext:
             except ValueError:
                 raise InvalidInput(f"X-Mloop-Timeout-Ms {asked!r} is not a number.") from None
         engine = self.engine
-        decision = engine.route(name, headers.get("x-mloop-key"), version)
+        if decision is None:
+            decision = engine.route(name, self._sticky_key(job, headers), version)
         state["model"] = name
         state["version"] = decision.version
         try:
@@ -126,7 +134,12 @@ class ServingContext:
         if decision.shadow:
             engine.shadow(name, decision, job, predictions)
         background = None
-        if self.sink is not None:
+        if self.sink is not None and self._ack_durable:
+            # The caller asked for durability: log before answering and wait for the fsync.
+            rid = state.get("request_id", "")
+            await self._log(rid, name, decision.version, job, predictions, seconds)
+            await self.sink.durable([rid])  # type: ignore[attr-defined]
+        elif self.sink is not None:
             background = BackgroundTask(
                 self._log,
                 state.get("request_id", ""),
@@ -137,6 +150,13 @@ class ServingContext:
                 seconds,
             )
         return Outcome(predictions, mv, decision.arm, cached, background)
+
+    def _sticky_key(self, job: Job, headers: Mapping[str, str]) -> str | None:
+        key = headers.get("x-mloop-key")
+        if key is None and self.entity_key is not None and job.kind == "records":
+            value = job.data[0].get(self.entity_key)
+            key = None if value is None else str(value)
+        return key
 
     def _record_failure(
         self, name: str, version: int, api: str, exc: MloopError, started: float

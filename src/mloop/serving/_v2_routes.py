@@ -108,7 +108,7 @@ def v2_router(ctx: ServingContext) -> APIRouter:
         decision = engine.route(name, headers.get("x-mloop-key"), version)
         served = await engine.pool.get(name, decision.version)
         job, parsed = decode_infer(body, int(header_len) if header_len else None, served.version)
-        outcome = await ctx.predict(name, job, headers, state, version=decision.version, api="v2")
+        outcome = await ctx.predict(name, job, headers, state, api="v2", decision=decision)
         content, json_len = encode_infer(outcome.predictions, parsed, name, outcome.version.version)
         out_headers = {"x-mloop-version": str(outcome.version.version)}
         media = "application/json"

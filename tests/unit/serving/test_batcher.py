@@ -111,3 +111,18 @@ async def test_cancelled_requests_are_not_computed() -> None:
     gate.release.set()
     await asyncio.gather(first, kept)
     assert gate.batches == [[1], [3]]
+
+
+async def test_inline_mode_batches_what_arrived_in_one_loop_iteration() -> None:
+    calls: list[list[int]] = []
+
+    def run(payloads: Sequence[int]) -> list[int | BaseException]:
+        calls.append(list(payloads))
+        return [p * 10 for p in payloads]
+
+    batcher: Batcher[int, int] = Batcher(run, inline=True, max_delay_ms=0)
+    futures = [batcher.submit(i) for i in range(1, 4)]
+    assert await asyncio.gather(*futures) == [10, 20, 30]
+    assert calls == [[1, 2, 3]]
+    assert await batcher.submit(4) == 40
+    assert calls[-1] == [4]
