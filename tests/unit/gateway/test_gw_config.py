@@ -135,3 +135,16 @@ def test_schema_checker_reports_each_problem() -> None:
     problems = schema_errors({"label": "eggs", "score": 3, "x": 1}, schema)
     assert len(problems) == 3
     assert schema_errors("text", schema) == ["$: expected object, got str"]
+
+
+def test_the_documented_example_is_valid() -> None:
+    import tomllib
+
+    docs = Path(__file__).parents[3] / "docs" / "gateway.md"
+    text = docs.read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(tomllib.loads(block))
+    route = config.routes["smart"]
+    assert route.chain == ("gpt-large", "gpt-small", "claude-small")
+    assert route.template_for("gpt-small").version == "small-v2"
+    assert route.output_schema is not None
