@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mloop.contracts import Profile
 from mloop.errors import InvalidInput
 from mloop.monitor._metrics import class_index, confusion_scores
 
@@ -53,14 +54,18 @@ def estimate_performance(
     classes: Sequence[Any],
     *,
     calibration: CalibrationLike | None = None,
+    reference: Profile | None = None,
     y_pred: Any = None,
 ) -> dict[str, float]:
     """Estimated accuracy, precision/recall/F1 and ROC AUC of a window without labels.
 
     ``probabilities`` are the model's raw outputs (columns in ``classes`` order);
-    ``calibration`` (e.g. ``Profile.calibration``) maps them to frequencies, else
-    they are trusted as calibrated. ``y_pred`` defaults to the most probable class.
+    ``calibration`` (default: the ``reference`` profile's) maps them to frequencies;
+    without one they are trusted as calibrated. ``y_pred`` defaults to the most
+    probable class.
     """
+    if calibration is None and reference is not None:
+        calibration = reference.calibration
     raw = np.asarray(probabilities, dtype=np.float64)
     k = len(classes)
     if raw.ndim != 2 or raw.shape[1] != k or k < 2:

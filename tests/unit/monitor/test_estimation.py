@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mloop.contracts import Calibration
+from mloop.contracts import Calibration, Profile
 from mloop.monitor import classification_metrics, domain_classifier_auc, estimate_performance
 
 
@@ -38,6 +38,8 @@ def test_a_calibration_map_corrects_overconfident_probabilities() -> None:
     naive = estimate_performance(sharp[10_000:], [0, 1])
     fixed = estimate_performance(sharp[10_000:], [0, 1], calibration=calibration)
     assert abs(fixed["accuracy"] - real["accuracy"]) < 0.01
+    profile = Profile(n=10_000, features={}, calibration=calibration)
+    assert estimate_performance(sharp[10_000:], [0, 1], reference=profile) == fixed
     assert abs(naive["accuracy"] - real["accuracy"]) > 0.03
 
 
