@@ -181,6 +181,7 @@ def client_mloop(url: str) -> tuple[Send, Callable[[], Awaitable[None]]]:
 async def replay(send: Send, workload: list[wl.Request], limit_s: float) -> list[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     start = loop.time()
+    print("START", flush=True)  # the driver times the fault injection from here
     records: list[dict[str, Any]] = []
 
     async def one(req: wl.Request) -> None:
@@ -211,7 +212,7 @@ def main() -> None:
         "litellm-tuned": lambda: client_litellm(url, tuned=True),
         "mloop": lambda: client_mloop(url),
     }
-    limit_s = workload[-1].t + float(os.environ.get("BENCH_DRAIN_S", "60"))
+    limit_s = workload[-1].t + float(os.environ.get("BENCH_DRAIN_S", "30"))
 
     async def run() -> list[dict[str, Any]]:
         send, close = factories[name]()

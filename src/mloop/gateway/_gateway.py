@@ -23,9 +23,7 @@ import httpx
 
 from mloop._clock import Clock, SystemClock
 from mloop.errors import (
-    ConfigurationError,
     InvalidInput,
-    MloopError,
     Overloaded,
     Unavailable,
 )
@@ -33,6 +31,7 @@ from mloop.gateway._adapters import adapter_for
 from mloop.gateway._backoff import backoff_delay
 from mloop.gateway._breaker import CircuitBreaker
 from mloop.gateway._config import Deployment, GatewayConfig, Route
+from mloop.gateway._failures import Failure, classify_status
 from mloop.gateway._headers import parse_observation
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
@@ -90,16 +89,6 @@ def _priority(value: str) -> Priority:
             f"Priority {value!r} is not known; use one of {list(PRIORITIES)}.", param="priority"
         )
     return value  # type: ignore[return-value]
-
-
-class _Failure(Exception):
-    """One failed attempt, classified."""
-
-    def __init__(self, error: MloopError, *, kind: str, retry_after: float | None = None) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.kind = kind  # "rate_limited" | "transient" | "deployment" | "user"
-        self.retry_after = retry_after
 
 
 class Gateway:
@@ -242,10 +231,10 @@ class Gateway:
             ticket.attempts += 1
             try:
                 return await self._call(route, body, ticket, grant, stream)
-            except _Failure as failure:
+            except Failure as failure:
                 self._on_failure(route, ticket, grant, failure)
 
-    def _on_failure(self, route: Route, ticket: Ticket, grant: Grant, failure: _Failure) -> None:
+    def _on_failure(self, route: Route, ticket: Ticket, grant: Grant, failure: Failure) -> None:
         name = grant.deployment
         now = self.clock.monotonic()
         ticket.last_error = failure.error
@@ -307,7 +296,7 @@ class Gateway:
             await release(None, {}, 599)
             self.breakers[dep.name].on_failure(self.clock.monotonic())
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-            raise _Failure(
+            raise Failure(
                 Unavailable(
                     f"Deployment {dep.name!r} ({dep.base_url}) {kind}: {exc!r}.",
                     deployment=dep.name,
@@ -330,7 +319,7 @@ class Gateway:
         except ValueError as exc:
             await release(None, response.headers, 200)
             self.breakers[dep.name].on_failure(self.clock.monotonic())
-            raise _Failure(
+            raise Failure(
                 Unavailable(f"Deployment {dep.name!r} answered with invalid JSON: {exc}."),
                 kind="transient",
             ) from exc
@@ -409,7 +398,7 @@ class Gateway:
         else:
             problems = schema_errors(value, route.output_schema)
         if problems:
-            raise _Failure(
+            raise Failure(
                 Unavailable(
                     f"Deployment {dep.name!r} answered route {route.name!r} with output that "
                     f"fails the route's schema: {'; '.join(problems[:3])}.",
@@ -418,60 +407,19 @@ class Gateway:
                 kind="deployment",
             )
 
-    def _classify(self, dep: Deployment, response: httpx.Response) -> _Failure:
-        status = response.status_code
-        detail = _provider_message(response)
-        now = self.clock.monotonic()
-        breaker = self.breakers[dep.name]
-        if status == 429:
-            self.metrics.provider_429.labels(dep.name).inc()
-            breaker.on_abandoned()
-            obs = parse_observation(response.headers, status=429, now_wall=self.clock.now())
-            return _Failure(
-                Overloaded(
-                    f"Deployment {dep.name!r} is rate limited by its provider: {detail}",
-                    retry_after=obs.retry_after_s,
-                    deployment=dep.name,
-                ),
-                kind="rate_limited",
-            )
-        if status in (408, 409) or status >= 500:
-            breaker.on_failure(now)
-            obs = parse_observation(response.headers, status=status, now_wall=self.clock.now())
-            return _Failure(
-                Unavailable(
-                    f"Deployment {dep.name!r} answered HTTP {status}: {detail}",
-                    deployment=dep.name,
-                ),
-                kind="transient",
-                retry_after=obs.retry_after_s,
-            )
-        breaker.on_abandoned()
-        if status in (400, 413, 422):
-            return _Failure(
-                InvalidInput(f"The provider rejected the request: {detail}", deployment=dep.name),
-                kind="user",
-            )
-        hint = f" Check the API key in ${dep.api_key_env}." if status in (401, 403) else ""
-        return _Failure(
-            ConfigurationError(
-                f"Deployment {dep.name!r} ({dep.base_url}, model {dep.model!r}) answered "
-                f"HTTP {status}: {detail}.{hint}",
-                deployment=dep.name,
-            ),
-            kind="deployment",
+    def _classify(self, dep: Deployment, response: httpx.Response) -> Failure:
+        obs = parse_observation(
+            response.headers, status=response.status_code, now_wall=self.clock.now()
         )
-
-
-def _provider_message(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-        error = data.get("error", data)
-        if isinstance(error, Mapping):
-            return str(error.get("message") or error)[:300]
-        return str(error)[:300]
-    except ValueError:
-        return response.text[:300]
+        failure = classify_status(dep, response, obs.retry_after_s)
+        breaker = self.breakers[dep.name]
+        if failure.kind == "transient":
+            breaker.on_failure(self.clock.monotonic())
+        else:
+            breaker.on_abandoned()
+        if failure.kind == "rate_limited":
+            self.metrics.provider_429.labels(dep.name).inc()
+        return failure
 
 
 def _default_limiter(config: GatewayConfig, clock: Clock) -> Limiter:
