@@ -36,7 +36,7 @@ DEFAULT_BINS = 20
 MAX_CATEGORIES = 50
 # Edges come from a sample: bins need not be exact quantiles, and sorting 1M values per
 # column would dominate the cost of building a reference.
-_EDGE_SAMPLE = 100_000
+_EDGE_SAMPLE = 50_000
 
 
 class FeatureProfileLike(Protocol):
