@@ -98,6 +98,12 @@ def _summary_table(columns: Sequence[Mapping[str, Any]]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _rule(share: float) -> str:
+    if share <= 0:
+        return "dataset drift when any column drifts"
+    return f"dataset drift when at least {share:.0%} of columns drift"
+
+
 def render_drift_html(data: Mapping[str, Any], title: str = "Drift report") -> str:
     """The report page for ``DriftReport.to_dict()`` output."""
     columns: Sequence[Mapping[str, Any]] = data["columns"]
@@ -135,7 +141,6 @@ def render_drift_html(data: Mapping[str, Any], title: str = "Drift report") -> s
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{escape(title)}</h1><div class='sub'>family-wise level alpha={data['alpha']}; "
-        f"dataset drift when at least {data['drift_share']:.0%} of columns drift "
-        f"(and at least one)</div>{verdict}{multi_html}"
+        f"{_rule(data['drift_share'])}</div>{verdict}{multi_html}"
         f"{_summary_table(columns)}{legend}{''.join(sections)}</body></html>"
     )
