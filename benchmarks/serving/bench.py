@@ -124,7 +124,8 @@ if __name__ == "__main__":
         frame, y = joblib.load(sys.argv[5] + ".data")
         reg.register(model, "hgb", training_data=frame, target=y, alias="production")
     s = replace(s, serving=replace(s.serving, port=port, workers=workers, cache_size=0,
-                access_log=access, pool_max_models=int(sys.argv[6]) if len(sys.argv) > 6 else 100))
+                access_log=access, pool_max_models=int(sys.argv[6]),
+                predict_threads=int(sys.argv[7])))
     serve(s)
 """
 
@@ -221,10 +222,12 @@ def _write(work: Path, name: str, text: str) -> Path:
     return path
 
 
-def _mloop(workers: int, access: bool = False) -> Callable[[Path, int, Path], list[str]]:
+def _mloop(
+    workers: int, threads: int, access: bool = False
+) -> Callable[[Path, int, Path], list[str]]:
     def start(work: Path, port: int, model: Path) -> list[str]:
         app = _write(work, "mloop_app.py", MLOOP_APP)
-        home = work / f"mloop-home-{workers}"
+        home = work / f"mloop-home-{workers}-{threads}"
         return [
             _py("project"),
             str(app),
@@ -233,6 +236,8 @@ def _mloop(workers: int, access: bool = False) -> Callable[[Path, int, Path], li
             str(workers),
             "1" if access else "0",
             str(model),
+            "100",
+            str(threads),
         ]
 
     return start
@@ -305,7 +310,7 @@ def _mlflow(work: Path, port: int, model: Path) -> list[str]:
             [
                 _py("mlflow"),
                 "-c",
-                f"import joblib, mlflow.sklearn; m=joblib.load('{model}'); mlflow.sklearn.save_model(m, '{target}')",
+                f"import joblib, mlflow.sklearn; m=joblib.load('{model}'); mlflow.sklearn.save_model(m, '{target}', serialization_format='cloudpickle')",
             ],
             check=True,
             capture_output=True,
@@ -330,12 +335,18 @@ def _ray(work: Path, port: int, model: Path) -> list[str]:
     return [_py("ray"), str(app), str(port)]
 
 
+_MLOOP_PATH = "/models/hgb/predict"
+_MLOOP_READY = "/v2/health/ready"
+
 PEERS = {
-    "mloop": Peer(
-        "mloop", "project", "/models/hgb/predict", "records", "/v2/health/ready", _mloop(2)
+    # mloop defaults: 2 workers, batches predicted in a worker thread.
+    "mloop": Peer("mloop", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(2, 2)),
+    "mloop-inline": Peer(
+        "mloop-inline", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(2, 0)
     ),
-    "mloop-1w": Peer(
-        "mloop-1w", "project", "/models/hgb/predict", "records", "/v2/health/ready", _mloop(1)
+    "mloop-1w": Peer("mloop-1w", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(1, 2)),
+    "mloop-log": Peer(
+        "mloop-log", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(2, 2, access=True)
     ),
     "fastapi": Peer("fastapi", "fastapi", "/predict", "records", "/docs", _baseline),
     "mlserver": Peer(
@@ -497,7 +508,7 @@ def zipf_scenario(
     app = _write(work, "mloop_app.py", MLOOP_APP)
     log = open(work / "zipf.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
-        [_py("project"), str(app), str(home), str(port), "1", "0", "-", str(budget)],
+        [_py("project"), str(app), str(home), str(port), "1", "0", "-", str(budget), "2"],
         env={**os.environ, **PINNED},
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -549,7 +560,7 @@ def zipf_scenario(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--peers", default="mloop,mloop-1w,fastapi,mlserver,bentoml,mlflow,ray")
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--zipf-only", action="store_true")
@@ -574,7 +585,10 @@ def main() -> None:
         peers: dict[str, object] = {}
         for name in args.peers.split(","):
             print(f"== {name}", flush=True)
-            peers[name] = bench_peer(PEERS[name], work, models, concurrencies, args.duration)
+            try:
+                peers[name] = bench_peer(PEERS[name], work, models, concurrencies, args.duration)
+            except Exception as exc:  # one broken peer must not end the run
+                peers[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:300]}
             if "skipped" in peers[name]:  # type: ignore[operator]
                 print(f"  skipped: {peers[name]['skipped']}", flush=True)  # type: ignore[index]
         report["peers"] = peers
