@@ -107,3 +107,22 @@ def test_a_registry_string_is_refused_until_resolved() -> None:
 def test_an_unknown_method_is_refused_with_the_choices() -> None:
     with pytest.raises(InvalidInput, match="psi"):
         drift(_frame(100, 9), _frame(100, 10), method="magic")
+
+
+def test_prediction_drift_against_a_profile_uses_its_prediction_and_score_bins() -> None:
+    rng = np.random.default_rng(11)
+
+    def preds(n: int, p_yes: float, sharp: float) -> Predictions:
+        labels = np.where(rng.random(n) < p_yes, "yes", "no")
+        top = rng.beta(sharp, 1.0, n) * 0.5 + 0.5
+        proba = np.column_stack([top, 1 - top])
+        return Predictions(
+            task="classification", labels=labels, probabilities=proba, classes=("no", "yes")
+        )
+
+    reference = _frame(3_000, 12)
+    profile = build_profile(reference, infer_schema(reference), predictions=preds(3_000, 0.3, 2.0))
+    report = drift(profile, _frame(3_000, 13), predictions=preds(3_000, 0.3, 6.0))
+    assert {c.column for c in report.columns} >= {"prediction", "score"}
+    assert report["score"].drifted and not report["prediction"].drifted
+    assert report.drifted_columns == ["score"]
