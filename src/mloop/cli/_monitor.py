@@ -160,7 +160,7 @@ def alerts(
         typer.echo(json.dumps(body, indent=2))
         return
     if not states:
-        console.print("No [[alerts]] rules in mloop.toml.")
+        console.print("No [[alerts]] rules in mloop.toml.", markup=False)
         return
     table = Table("rule", "model", "metric", "condition", "status", "last value")
     for name, (rule, st) in states.items():

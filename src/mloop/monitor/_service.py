@@ -206,7 +206,11 @@ class Monitor:
         window: str | float | None = None,
         version: int | None = None,
     ) -> MonitorStatus:
-        """Per-window drift, data quality and performance of ``model`` (one version or all)."""
+        """Per-window drift, data quality and performance of ``model`` (one version or all).
+
+        Windows lie on a grid of the window length (``since`` is rounded down to it);
+        the last one ends at ``until`` (default now) and may be partial.
+        """
         now = self.clock.now()
         start = parse_since(since, now, "24h")
         stop = now if until is None else parse_since(until, now, "0s")
@@ -218,6 +222,8 @@ class Monitor:
                 f"{math.ceil((stop - start) / width)} windows of {width:g} s between since and "
                 f"until; use a wider window (at most {_MAX_WINDOWS} windows)."
             )
+        # Whole windows on a grid of the window length (hours start at :00), as alerts use.
+        start = math.floor(start / width) * width
         mv = self._reference(model, version)
         rows = self.predictions(model, start, stop)
         if version is not None:
