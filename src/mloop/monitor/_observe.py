@@ -185,6 +185,10 @@ def observe_rows(
     if profile is not None:
         ref = as_reference(profile)
         window = frame.reindex(columns=features)
+        for name in features:
+            if ref[name].kind == "numeric" and window[name].dtype == object:
+                # a logged value the contract let through as text must not break the page
+                window[name] = pd.to_numeric(window[name], errors="coerce")
         counts = WindowCounts(ref.select(features)).update(window)
         drift = drift_from_counts(ref.select(features), counts.counts)
         if "prediction" in ref:
