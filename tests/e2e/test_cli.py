@@ -15,7 +15,7 @@ import pytest
 def mloop(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MLOOP_HOME": str(home), "COLUMNS": "200"}
     proc = subprocess.run(
-        [sys.executable, "-m", "mloop.cli._main", *args],
+        [sys.executable, "-m", "mloop", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -41,8 +41,11 @@ def _root(
     config: Annotated[Path | None, typer.Option(help="mloop.toml to read.")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks on errors.")] = False,
 ) -> None:
-    overrides = {} if home is None else {"home": home}
-    ctx.obj = CliState(load_settings(config_file=config, **overrides), debug=debug)
+    if home is None:
+        settings = load_settings(config_file=config)
+    else:
+        settings = load_settings(config_file=config, home=home)
+    ctx.obj = CliState(settings, debug=debug)
 
 
 @app.command()

@@ -1,0 +1,5 @@
+"""``python -m mloop`` runs the CLI."""
+
+from mloop.cli import run
+
+run()
