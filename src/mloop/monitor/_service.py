@@ -129,11 +129,12 @@ class Monitor:
             self._feedback_log = FeedbackLog(self.settings)
         return self._feedback_log
 
-    def start_compaction(self, interval_s: float = 30.0) -> BackgroundCompactor:
+    def start_compaction(self, interval_s: float | None = None) -> BackgroundCompactor:
         """Compact the spools in the background (servers call this; stopped by ``close``)."""
         if self._compactor is None:
+            every = self.settings.monitor.compact_interval_s if interval_s is None else interval_s
             self._compactor = BackgroundCompactor(
-                self.store, self.settings.home / "spool", interval_s
+                self.store, self.settings.home / "spool", every
             ).start()
         return self._compactor
 

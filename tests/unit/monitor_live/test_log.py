@@ -128,3 +128,31 @@ def test_live_module_exports_a_sorted_public_surface() -> None:
 
     assert live.__all__ == sorted(live.__all__)
     assert {"Alerter", "Monitor", "PredictionLog", "WindowStatus"} <= set(live.__all__)
+
+
+def test_a_full_queue_refuses_with_overloaded_and_recovers(settings: Settings) -> None:
+    import threading
+
+    from mloop.errors import Overloaded
+
+    log = PredictionLog(settings, max_pending=3)
+    gate = threading.Event()
+    real_append = log.spool.append
+
+    def stuck(payloads: list[bytes]) -> object:
+        gate.wait(10)  # the disk stalls
+        return real_append(payloads)
+
+    log.spool.append = stuck  # type: ignore[method-assign]
+    log.submit(record(0))  # the writer may take it and block in append, or still hold it
+    accepted = 0
+    with pytest.raises(Overloaded) as caught:
+        for i in range(1, 10):
+            log.submit(record(i))
+            accepted += 1
+    assert caught.value.retry_after is not None and caught.value.status_code == 429
+    gate.set()
+    log.flush()
+    log.submit(record(99))
+    log.close()
+    assert 2 <= accepted <= 3
