@@ -115,6 +115,7 @@ class Monitor:
         self.prediction_log = prediction_log
         self._feedback_log: FeedbackLog | None = None
         self._compactor: BackgroundCompactor | None = None
+        self._owns_log = False
         self.store: LogStore = store or self._default_store()
 
     def _default_store(self) -> LogStore:
@@ -128,6 +129,18 @@ class Monitor:
         if self._feedback_log is None:
             self._feedback_log = FeedbackLog(self.settings)
         return self._feedback_log
+
+    def serving_sink(self) -> PredictionLog:
+        """The prediction log a server hands to ``create_app(prediction_sink=...)``.
+
+        Opened on first call (claiming a spool folder of this home) with background
+        compaction started; ``close`` flushes and closes it.
+        """
+        if self.prediction_log is None:
+            self.prediction_log = PredictionLog(self.settings)
+            self._owns_log = True
+        self.start_compaction()
+        return self.prediction_log
 
     def start_compaction(self, interval_s: float | None = None) -> BackgroundCompactor:
         """Compact the spools in the background (servers call this; stopped by ``close``)."""
@@ -312,7 +325,11 @@ class Monitor:
         return status, render_status_html(status, overall)
 
     def close(self) -> None:
-        """Stop background compaction and close the label log this monitor opened."""
+        """Close the logs this monitor opened (flushing them) and stop background compaction."""
+        if self._owns_log and self.prediction_log is not None:
+            self.prediction_log.close()
+            self.prediction_log = None
+            self._owns_log = False
         if self._compactor is not None:
             self._compactor.stop()
             self._compactor = None

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from mloop.auth import Scope
 from mloop.errors import InvalidInput, MloopError
 from mloop.monitor._service import Monitor
 
-__all__ = ["feedback_router", "router_for", "status_router"]
+__all__ = ["feedback_router", "router_for", "serving_routers", "status_router"]
 
 
 def _error(exc: MloopError, request: Request) -> JSONResponse:
@@ -53,6 +54,11 @@ def router_for(
     router.include_router(feedback_router(monitor), dependencies=_deps(feedback_dependencies))
     router.include_router(status_router(monitor), dependencies=_deps(read_dependencies))
     return router
+
+
+def serving_routers(monitor: Monitor) -> list[tuple[APIRouter, Scope]]:
+    """``create_app(routers=...)``: feedback behind the "feedback" scope, reads behind "deploy"."""
+    return [(feedback_router(monitor), Scope.FEEDBACK), (status_router(monitor), Scope.DEPLOY)]
 
 
 def feedback_router(monitor: Monitor) -> APIRouter:
