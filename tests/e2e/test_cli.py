@@ -38,9 +38,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_models_list_and_show(home: Path) -> None:
     listed = json.loads(mloop(home, "models", "list", "--json").stdout)
-    assert listed == [
-        {"name": "penguins", "latest_version": 1, "aliases": {"production": 1}}
-    ]
+    assert listed == [{"name": "penguins", "latest_version": 1, "aliases": {"production": 1}}]
     shown = mloop(home, "models", "show", "penguins").stdout
     assert "sklearn" in shown and "training_data_sha256" in shown and "Adelie" in shown
 
@@ -51,8 +49,15 @@ def test_predict_a_csv_file_to_parquet(home: Path, tmp_path: Path) -> None:
     X, _ = penguins()
     X.to_csv(tmp_path / "in.csv", index=False)
     out = mloop(
-        home, "predict", "penguins@production", "--input", str(tmp_path / "in.csv"),
-        "--output", str(tmp_path / "out.parquet"), "--batch-size", "100",
+        home,
+        "predict",
+        "penguins@production",
+        "--input",
+        str(tmp_path / "in.csv"),
+        "--output",
+        str(tmp_path / "out.parquet"),
+        "--batch-size",
+        "100",
     )
     assert f"Wrote {len(X)} predictions" in out.stdout
     preds = pd.read_parquet(tmp_path / "out.parquet")
