@@ -23,8 +23,9 @@ from mloop.monitor._alerts import parse_duration
 from mloop.monitor._compact import BackgroundCompactor, compact_stream
 from mloop.monitor._feedback import FeedbackLog, FeedbackResult, join_feedback
 from mloop.monitor._log import PredictionLog
-from mloop.monitor._logstore import LogStore, ParquetLogStore, SqlLogStore
+from mloop.monitor._logstore import LogStore, ParquetLogStore
 from mloop.monitor._observe import WindowStatus, observe_rows
+from mloop.monitor._sqlstore import SqlLogStore
 
 if TYPE_CHECKING:
     from mloop.registry import ModelVersion, Registry

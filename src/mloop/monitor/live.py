@@ -15,10 +15,11 @@ from mloop.monitor._alerts import (
 )
 from mloop.monitor._feedback import FeedbackLog, FeedbackResult
 from mloop.monitor._log import DurableLog, PredictionLog
-from mloop.monitor._logstore import LogStore, ParquetLogStore, SqlLogStore
+from mloop.monitor._logstore import LogStore, ParquetLogStore
 from mloop.monitor._observe import WindowStatus
 from mloop.monitor._service import Monitor, MonitorStatus
 from mloop.monitor._sinks import AlertSink, LogSink, PrometheusSink, WebhookSink
+from mloop.monitor._sqlstore import SqlLogStore
 
 __all__ = [
     "AlertEvent",
