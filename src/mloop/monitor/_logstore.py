@@ -189,6 +189,10 @@ class LogStore(Protocol):
         """Which of ``request_ids`` / ``entity_keys`` were logged in ``[since, until)``."""
         ...
 
+    def prune(self, before: float) -> int:
+        """Delete predictions and feedback older than ``before``; return units removed."""
+        ...
+
 
 def rows_frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     """A frame of ``rows`` with exactly ``columns`` (also when there are no rows)."""
@@ -326,6 +330,19 @@ class ParquetLogStore:
                     hits = col.filter(pc.is_in(col, value_set=values))
                     found[column].update(hits.to_pylist())
         return found["request_id"], found["entity_key"]
+
+    def prune(self, before: float) -> int:
+        import shutil
+
+        cutoff = _day(before)  # whole days only: a partition goes once all of it is older
+        removed = 0
+        bases = [*(self.home / "predictions").glob("model=*"), self.home / "feedback"]
+        for base in bases:
+            for folder in base.glob("date=*"):
+                if folder.is_dir() and folder.name[len("date=") :] < cutoff:
+                    shutil.rmtree(folder)
+                    removed += 1
+        return removed
 
     def feedback(self, since: float) -> pd.DataFrame:
         base = self.home / "feedback"

@@ -159,6 +159,10 @@ class Monitor:
             self.store, root, "feedback"
         )
 
+    def prune(self, older_than: str | float = "30d") -> int:
+        """Delete logged predictions and labels older than ``older_than`` (a duration)."""
+        return self.store.prune(self.clock.now() - parse_duration(older_than, "older_than"))
+
     # --- feedback ----------------------------------------------------------------------
 
     def feedback(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> FeedbackResult:

@@ -105,6 +105,12 @@ class SqlLogStore:
                     found[column].update(r[0] for r in conn.execute(query))
         return found["request_id"], found["entity_key"]
 
+    def prune(self, before: float) -> int:
+        with self.engine.begin() as conn:
+            a = conn.execute(monitor_predictions.delete().where(monitor_predictions.c.ts < before))
+            b = conn.execute(monitor_feedback.delete().where(monitor_feedback.c.ts < before))
+        return int(a.rowcount or 0) + int(b.rowcount or 0)
+
     def feedback(self, since: float) -> pd.DataFrame:
         t = monitor_feedback
         query = sa.select(*[t.c[c] for c in FEEDBACK_COLUMNS]).where(t.c.ts >= since)

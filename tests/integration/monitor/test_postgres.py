@@ -42,4 +42,5 @@ def test_postgres_log_status_feedback_and_alert_state(pg_world: World) -> None:
     alerter = Alerter(monitor, [rule], sinks=[LogSink()])
     assert [e.kind for e in alerter.evaluate()] == ["firing"]
     assert alerter.state("drift").status == "firing"
+    assert monitor.prune("1s") == 300  # everything was logged long before the clock's now
     monitor.close()

@@ -156,3 +156,13 @@ def test_a_full_queue_refuses_with_overloaded_and_recovers(settings: Settings) -
     log.submit(record(99))
     log.close()
     assert 2 <= accepted <= 3
+
+
+def test_prune_drops_whole_old_days(settings: Settings) -> None:
+    with PredictionLog(settings) as log:
+        log.submit(record(1, ts=1_700_000_000.0))
+        log.submit(record(2, ts=1_700_000_000.0 + 3 * 86400))
+    store = ParquetLogStore(settings.home)
+    compact_stream(store, settings.home / "spool", "predictions")
+    assert store.prune(1_700_000_000.0 + 2 * 86400) == 1
+    assert list(store.predictions("churn", 0, 4e9)["request_id"]) == ["req-2"]
