@@ -178,6 +178,21 @@ def alerts(
         console.print(event.message)
 
 
+@monitor_app.command("prune")
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[str, typer.Option(help="Delete log data older than this.")] = "30d",
+) -> None:
+    """Delete logged predictions and labels older than --older-than (retention)."""
+    mon = _monitor(ctx)
+    try:
+        mon.compact()
+        removed = mon.prune(older_than)
+    finally:
+        mon.close()
+    console.print(f"Removed {removed} partitions/rows older than {older_than}.")
+
+
 def _read_labels(path: Path, rows: int) -> Any:
     if path.suffix.lower() == ".csv":
         if not path.is_file():

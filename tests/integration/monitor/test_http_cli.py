@@ -112,6 +112,9 @@ def test_cli_status_report_and_feedback_import(
     assert made.exit_code == 0, made.output
     assert out.read_text().startswith("<!DOCTYPE html>")
 
+    pruned = runner.invoke(app, ["monitor", "prune", "--older-than", "30d"])
+    assert pruned.exit_code == 0 and "Removed 0" in pruned.output
+
 
 def test_router_for_applies_auth_dependencies_per_group(world: World) -> None:
     from fastapi import HTTPException
