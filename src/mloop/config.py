@@ -62,7 +62,7 @@ class MonitorSettings:
     spool_flush_ms: float = 20.0
     webhook_url: str = ""
     ack_durable: bool = False  # serving answers only once the prediction's log record is on disk
-    compact_interval_s: float = 30.0  # how often a server moves its spool into the log store
+    compact_interval_s: float = 60.0  # how often a server moves its spool into the log store
 
 
 @dataclass(frozen=True)
