@@ -358,6 +358,29 @@ PEERS = {
 }
 
 
+def first_answer(url: str, kind: str, timeout: float) -> bool:
+    """Wait until one real prediction succeeds (some servers report ready before that)."""
+    record = {f: 0.0 for f in FEATURES}
+    body: dict[str, object] = {
+        "records": {"records": [record]},
+        "mlflow": {"dataframe_records": [record]},
+        "v2": {
+            "inputs": [
+                {"name": "input-0", "shape": [1, 20], "datatype": "FP64", "data": [0.0] * 20}
+            ]
+        },
+    }[kind]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.post(url, json=body, timeout=30).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -461,10 +484,16 @@ def bench_peer(
     port = free_port()
     cmd = peer.start(work, port, models[peer.named_features])
     log = open(work / f"{peer.name}.log", "wb")  # noqa: SIM115 - closed in finally
+    venv_bin = str(Path(_py(peer.venv)).parent)  # e.g. mlflow execs `uvicorn` from PATH
     proc = subprocess.Popen(
         cmd,
         cwd=work,
-        env={**os.environ, **PINNED, "MODEL": str(models[False])},
+        env={
+            **os.environ,
+            **PINNED,
+            "MODEL": str(models[False]),
+            "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -475,8 +504,10 @@ def bench_peer(
             return {"skipped": f"did not become ready; see {work / (peer.name + '.log')}"}
         script = work / f"{peer.name}.lua"
         script.write_text(lua_script(peer.kind, peer.path))
+        if not first_answer(base + peer.path, peer.kind, peer.ready_timeout):
+            return {"skipped": "never answered a prediction with 200"}
         probe = run_wrk(base, script, 1, 1)  # warm-up, also proves 2xx answers
-        if probe["errors"]:
+        if probe["errors"] or not probe["requests"]:
             return {"skipped": f"requests failed during warm-up ({probe['errors']} errors)"}
         results: dict[str, object] = {}
         for c in concurrencies:
