@@ -221,6 +221,7 @@ def import_labels(
     mon = _monitor(ctx)
     totals = {"accepted": 0, "matched": 0, "unmatched": 0}
     try:
+        mon.compact()  # so labels for recent predictions count as matched
         for chunk in _read_labels(path, batch):
             if "label" not in chunk.columns or not (
                 {"request_id", "entity_key"} & set(chunk.columns)

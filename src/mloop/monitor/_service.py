@@ -166,7 +166,11 @@ class Monitor:
     # --- feedback ----------------------------------------------------------------------
 
     def feedback(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> FeedbackResult:
-        """Store labels durably (returns once they are on disk) and count the matched ones."""
+        """Store labels durably (returns once they are on disk) and count the matched ones.
+
+        ``unmatched`` counts labels whose prediction is not in the compacted log (yet):
+        they are kept and join as soon as their prediction is compacted.
+        """
         clean = self._add_feedback(records)
         self.feedback_log.flush()
         return self._match(clean)
@@ -188,8 +192,9 @@ class Monitor:
         return self.feedback_log.add(items, self.clock.now())
 
     def _match(self, clean: list[dict[str, Any]]) -> FeedbackResult:
+        # Matched against the compacted log only: no compaction on the request path, so a
+        # label for a prediction still in the spool counts as unmatched (yet joins later).
         now = self.clock.now()
-        self.compact()
         ids, keys = self.store.find(
             {i["request_id"] for i in clean if i["request_id"] is not None},
             {i["entity_key"] for i in clean if i["request_id"] is None},

@@ -29,6 +29,7 @@ def request_ids(world: World) -> list[str]:
     frame, _ = make_data(200, seed=3)
     ids = world.log(log, frame, time.time() - 60)
     log.close()
+    Monitor(world.settings, world.registry).compact()
     return ids
 
 

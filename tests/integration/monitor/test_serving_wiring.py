@@ -28,6 +28,7 @@ def test_served_predictions_are_logged_and_labelled(world: World) -> None:
             assert answer.status_code == 200, answer.text
             ids.append(answer.json()["request_id"])
         monitor.prediction_log.flush()  # type: ignore[union-attr]
+        monitor.compact()
         labels = client.post("/feedback", json=[{"request_id": r, "label": "yes"} for r in ids])
         assert labels.status_code == 202 and labels.json()["matched"] == 3
         status = client.get("/models/churn/monitor/status", params={"since": "1h"})

@@ -55,6 +55,7 @@ def test_feedback_gives_realized_accuracy_close_to_the_estimate(
         for i, rid in enumerate(logged["calm"])
         for r in range(3)
     ]
+    mon.compact()
     result = mon.feedback([*labels, {"request_id": "unknown", "label": "yes"}])
     assert result.to_dict() == {"accepted": 601, "matched": 600, "unmatched": 1}
     calm = mon.status("churn", since=START, until=START + 3600, window="1h").windows[0]
