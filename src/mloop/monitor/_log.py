@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from mloop.config import Settings
-from mloop.errors import DeadlineExceeded, InvalidInput, Overloaded
+from mloop.errors import DeadlineExceeded, InvalidInput, Overloaded, Unavailable
 from mloop.monitor._spool import Spool
 
 __all__ = ["DurableLog", "PredictionLog", "sampled"]
@@ -85,6 +85,12 @@ class DurableLog:
         with self._cond:
             if self._closed:
                 raise InvalidInput(f"The {self.stream} log is closed; no more records accepted.")
+            if self._error is not None:
+                raise Unavailable(
+                    f"The {self.stream} log cannot write to {self.spool.directory}: "
+                    f"{self._error}. Fix the disk and restart; records already acknowledged "
+                    "are safe."
+                )
             if len(self._buffer) >= self.max_pending:
                 self.dropped += 1
                 raise Overloaded(

@@ -166,3 +166,26 @@ def test_prune_drops_whole_old_days(settings: Settings) -> None:
     compact_stream(store, settings.home / "spool", "predictions")
     assert store.prune(1_700_000_000.0 + 2 * 86400) == 1
     assert list(store.predictions("churn", 0, 4e9)["request_id"]) == ["req-2"]
+
+
+def test_a_failing_disk_surfaces_to_waiters_instead_of_hanging(settings: Settings) -> None:
+    log = PredictionLog(settings)
+
+    def broken(payloads: list[bytes]) -> object:
+        raise OSError(28, "No space left on device")
+
+    log.spool.append = broken  # type: ignore[method-assign]
+    log.submit(record(1))
+    with pytest.raises(OSError, match="No space left"):
+        log.flush(timeout=10)
+
+    async def wait() -> None:
+        await log.durable()
+
+    with pytest.raises(OSError, match="No space left"):
+        asyncio.run(wait())
+    from mloop.errors import Unavailable
+
+    with pytest.raises(Unavailable, match="cannot write"):
+        log.submit(record(2))
+    log.close()
