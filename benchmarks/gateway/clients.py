@@ -38,25 +38,36 @@ class Rejected(Exception):
         self.retry_after = retry_after
 
 
-def client_none(url: str) -> tuple[Send, Callable[[], Awaitable[None]]]:
-    import httpx
+def _aiohttp_post(url: str) -> tuple[Callable[[str, wl.Request], Awaitable[str]], Any]:
+    # aiohttp, not httpx: httpcore's pool does O(connections^2) work per request,
+    # which would starve these plain clients of CPU at this load and misstate them.
+    import aiohttp
 
-    http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=2000))
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=500), timeout=aiohttp.ClientTimeout(total=60)
+    )
+
+    async def post(model: str, req: wl.Request) -> str:
+        body = {"model": model, "messages": messages(req), "max_tokens": req.max_tokens}
+        async with session.post(f"{url}/v1/chat/completions", json=body) as r:
+            await r.read()
+            if r.status != 200:
+                raise Rejected(r.status, None)
+        return model
+
+    return post, session.close
+
+
+def client_none(url: str) -> tuple[Send, Callable[[], Awaitable[None]]]:
+    post, close = _aiohttp_post(url)
 
     async def send(req: wl.Request) -> str:
-        r = await http.post(
-            f"{url}/v1/chat/completions",
-            json={"model": "big", "messages": messages(req), "max_tokens": req.max_tokens},
-        )
-        if r.status_code != 200:
-            raise Rejected(r.status_code, None)
-        return "big"
+        return await post("big", req)
 
-    return send, http.aclose
+    return send, close
 
 
 def client_tenacity(url: str) -> tuple[Send, Callable[[], Awaitable[None]]]:
-    import httpx
     from tenacity import (
         AsyncRetrying,
         retry_if_exception_type,
@@ -64,16 +75,7 @@ def client_tenacity(url: str) -> tuple[Send, Callable[[], Awaitable[None]]]:
         wait_random_exponential,
     )
 
-    http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=2000))
-
-    async def once(model: str, req: wl.Request) -> str:
-        r = await http.post(
-            f"{url}/v1/chat/completions",
-            json={"model": model, "messages": messages(req), "max_tokens": req.max_tokens},
-        )
-        if r.status_code != 200:
-            raise Rejected(r.status_code, None)
-        return model
+    post, close = _aiohttp_post(url)
 
     async def send(req: wl.Request) -> str:
         for model in ("big", "small"):  # hand-written fallback after the retries
@@ -85,13 +87,13 @@ def client_tenacity(url: str) -> tuple[Send, Callable[[], Awaitable[None]]]:
                     reraise=True,
                 ):
                     with attempt:
-                        return await once(model, req)
+                        return await post(model, req)
             except Rejected:
                 if model == "small":
                     raise
         raise AssertionError("unreachable")
 
-    return send, http.aclose
+    return send, close
 
 
 def client_litellm(url: str, tuned: bool) -> tuple[Send, Callable[[], Awaitable[None]]]:
@@ -132,12 +134,7 @@ def client_litellm(url: str, tuned: bool) -> tuple[Send, Callable[[], Awaitable[
         router = Router(model_list=model_list, fallbacks=[{"big": ["small"]}], num_retries=3)
 
     async def send(req: wl.Request) -> str:
-        kwargs: dict[str, Any] = {}
-        if tuned:
-            kwargs["priority"] = 0 if req.priority == "interactive" else 1
-        r = await router.acompletion(
-            model="big", messages=messages(req), max_tokens=req.max_tokens, **kwargs
-        )
+        r = await router.acompletion(model="big", messages=messages(req), max_tokens=req.max_tokens)
         return str(r.model)
 
     async def close() -> None:
@@ -212,7 +209,7 @@ def main() -> None:
         "litellm-tuned": lambda: client_litellm(url, tuned=True),
         "mloop": lambda: client_mloop(url),
     }
-    limit_s = workload[-1].t + float(os.environ.get("BENCH_DRAIN_S", "30"))
+    limit_s = workload[-1].t + float(os.environ.get("BENCH_DRAIN_S", "20"))
 
     async def run() -> list[dict[str, Any]]:
         send, close = factories[name]()
