@@ -130,18 +130,24 @@ def run_in_background(
     host: str | None = None,
     port: int = 0,
     ready_timeout_s: float = 60.0,
+    bare: bool = False,
     **app_kwargs: Any,
 ) -> ServerHandle:
-    """Start the server in a daemon thread and return once it is ready (``port=0``: any free)."""
+    """Start the server in a daemon thread and return once it is ready (``port=0``: any free).
+
+    The full stack (``build_app``: monitoring, rollouts, alerts, triggers) unless
+    ``bare``, which serves ``create_app`` alone.
+    """
     import uvicorn
 
     from mloop.serving._app import create_app
+    from mloop.serving._stack import build_app
 
     host = host or settings.serving.host
     settings = replace(settings, serving=replace(settings.serving, host=host))
     sock = _socket(host, port)
     bound = sock.getsockname()[1]
-    app = create_app(settings, **app_kwargs)
+    app = create_app(settings, **app_kwargs) if bare else build_app(settings, **app_kwargs)
     server = uvicorn.Server(_uvicorn_config(app, settings))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="mloop-serve", daemon=True
@@ -166,11 +172,11 @@ def _worker(settings: Settings, refs: tuple[str, ...], reuse_port: bool) -> None
     configure_logging(settings.log_level)
     import uvicorn
 
-    from mloop.serving._app import create_app
+    from mloop.serving._stack import build_app
 
     cfg = settings.serving
     sock = _socket(cfg.host, cfg.port, reuse_port=reuse_port)
-    app = create_app(settings, refs=refs)
+    app = build_app(settings, refs)
     uvicorn.Server(_uvicorn_config(app, settings)).run(sockets=[sock])
 
 

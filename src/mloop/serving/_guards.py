@@ -1,0 +1,122 @@
+"""What the rollout controller sees from a running server: live stats plus monitoring.
+
+``GuardStats`` is serving's ``ServingStats`` that also keeps timestamped events in
+the rollout area's ``InMemoryObservations``, so the controller can ask "since the
+step started" rather than "over the last minute". ``LiveObservations`` is the
+``ObservationSource``: requests, errors, latency and shadow agreement from those
+events, readiness from the model pool, and prediction drift, realized and
+estimated accuracy from the monitor's read of the prediction log (cached for a few
+seconds, since reading the log is far dearer than a controller tick).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mloop._clock import Clock, SystemClock
+from mloop.rollout import InMemoryObservations, VersionStats
+from mloop.serving._stats import ServingStats
+
+if TYPE_CHECKING:
+    from mloop.monitor.live import Monitor
+
+__all__ = ["GuardStats", "LiveObservations"]
+
+_log = logging.getLogger("mloop.serving")
+
+ReadyCheck = Callable[[str, int], bool]
+
+
+class GuardStats(ServingStats):
+    """``ServingStats`` that also records every request and shadow pair with its time."""
+
+    def __init__(
+        self, events: InMemoryObservations, window_s: float = 60.0, *, clock: Clock | None = None
+    ) -> None:
+        super().__init__(window_s, clock=clock)
+        self.events = events
+
+    def observe(self, model: str, version: int, latency_ms: float, ok: bool = True) -> None:
+        """Record one request in the window and as a guard event."""
+        super().observe(model, version, latency_ms, ok)
+        self.events.record_request(model, version, latency_ms, error=not ok)
+
+    def observe_shadow(self, model: str, version: int, agreed: int, compared: int) -> None:
+        """Record shadow rows of ``version``; each compared row is one guard pair."""
+        super().observe_shadow(model, version, agreed, compared)
+        for i in range(compared):
+            self.events.record_shadow(model, version, agree=i < agreed)
+
+
+class LiveObservations:
+    """The controller's ``ObservationSource`` for one server process."""
+
+    def __init__(
+        self,
+        events: InMemoryObservations,
+        *,
+        is_ready: ReadyCheck,
+        monitor: Monitor | None = None,
+        clock: Clock | None = None,
+        monitor_ttl_s: float = 10.0,
+    ) -> None:
+        self.events = events
+        self.is_ready = is_ready
+        self.monitor = monitor
+        self.clock = clock or SystemClock()
+        self.monitor_ttl_s = monitor_ttl_s
+        self._cache: dict[tuple[str, int, float], tuple[float, Mapping[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, VersionStats]:
+        """Stats per version over events at or after ``since`` (epoch seconds)."""
+        live = self.events.observe(model, versions, since)
+        guards = self._monitored(model, versions, since)
+        out = {}
+        for v in versions:
+            extra: dict[str, Any] = {"ready": self.is_ready(model, v)}
+            found = guards.get(v)
+            if found:
+                extra["prediction_drift"] = found.get("prediction_drift")
+                extra["estimated_accuracy"] = found.get("estimated_accuracy")
+                # Realized accuracy needs labels; without them the live (empty) count stays.
+                if found.get("labels"):
+                    extra["labels"] = int(found["labels"])
+                    extra["accuracy"] = found.get("accuracy")
+            out[v] = dataclasses.replace(live.get(v, VersionStats()), **extra)
+        return out
+
+    def _monitored(
+        self, model: str, versions: Sequence[int], since: float
+    ) -> dict[int, Mapping[str, Any]]:
+        if self.monitor is None:
+            return {}
+        now = self.clock.monotonic()
+        found: dict[int, Mapping[str, Any]] = {}
+        stale = []
+        with self._lock:
+            for v in versions:
+                hit = self._cache.get((model, v, since))
+                if hit is not None and now - hit[0] < self.monitor_ttl_s:
+                    found[v] = hit[1]
+                else:
+                    stale.append(v)
+        if not stale:
+            return found
+        try:
+            windows = self.monitor.observe_versions(model, stale, since=since)
+        except Exception:  # a log read failure leaves those guards unknown, not the rollout dead
+            _log.warning("monitor read for rollout guards failed", exc_info=True)
+            return found
+        with self._lock:
+            if len(self._cache) > 1024:
+                self._cache.clear()
+            for v, window in windows.items():
+                metrics = window.guard_metrics()
+                self._cache[(model, v, since)] = (now, metrics)
+                found[v] = metrics
+        return found

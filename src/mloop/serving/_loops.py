@@ -1,0 +1,181 @@
+"""The server's background loops: alert evaluation, retraining triggers, and their leader lease.
+
+Every replica runs the loops; a lease row (the rollout area's lease table, one
+lease name per loop) makes exactly one replica evaluate alerts and tick triggers,
+so a webhook fires once and an alert storm starts one run, however many replicas
+serve. Alert windows are evaluated a little after they close (``grace_s``), so
+records still in a spool writer's buffer at the boundary are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from mloop._clock import Clock
+from mloop.config import Settings
+from mloop.rollout import RolloutStore
+
+if TYPE_CHECKING:
+    from mloop.monitor.live import Alerter, AlertEvent, Monitor
+    from mloop.pipelines import Pipeline, TriggerService
+    from mloop.registry import Registry
+
+__all__ = ["Lease", "LoopRunner", "alert_tick_s", "build_triggers"]
+
+_log = logging.getLogger("mloop.serving")
+
+
+class Lease:
+    """A named database lease held by this process while it renews it."""
+
+    def __init__(self, registry: Registry, name: str, clock: Clock, *, ttl_s: float = 30.0) -> None:
+        self.store = RolloutStore(registry.store)
+        self.name = name
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def held(self) -> bool:
+        """Take or renew the lease; True when this process may act."""
+        return self.store.acquire_lease(self.name, self.holder, self.clock.now(), self.ttl_s)
+
+    def release(self) -> None:
+        """Give the lease up so another replica takes over at once."""
+        self.store.release_lease(self.name, self.holder)
+
+
+def alert_tick_s(windows: Sequence[float]) -> float:
+    """How often to look for closed alert windows: a tenth of the shortest, 0.5-30 s."""
+    return min(30.0, max(0.5, min(windows, default=300.0) / 10))
+
+
+class LoopRunner:
+    """Runs ``step`` every ``every_s`` while this process holds ``lease``; never dies of errors."""
+
+    def __init__(
+        self, name: str, step: Callable[[], Any], every_s: float, lease: Lease, clock: Clock
+    ) -> None:
+        self.name = name
+        self.step = step
+        self.every_s = every_s
+        self.lease = lease
+        self.clock = clock
+        self.runs = 0
+
+    def _once(self) -> None:
+        if self.lease.held():
+            self.step()
+            self.runs += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set; release the lease on the way out."""
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.to_thread(self._once)
+                except Exception:  # a database or sink hiccup must not end the loop
+                    _log.warning("%s loop step failed", self.name, exc_info=True)
+                waits = {
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(self.clock.sleep(self.every_s)),
+                }
+                _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+        finally:
+            try:
+                await asyncio.to_thread(self.lease.release)
+            except Exception:
+                _log.warning("could not release the %s lease", self.name, exc_info=True)
+
+
+def alert_step(
+    alerter: Alerter,
+    clock: Clock,
+    *,
+    grace_s: float,
+    on_event: Callable[[AlertEvent], Any] | None = None,
+) -> Callable[[], None]:
+    """One alert pass: evaluate closed windows and hand each event to ``on_event``."""
+
+    def step() -> None:
+        for event in alerter.evaluate(now=clock.now() - grace_s):
+            if on_event is not None:
+                try:
+                    on_event(event)
+                except Exception:
+                    _log.exception("alert hook failed for %s", event.rule)
+
+    return step
+
+
+def _starter(registry: Registry) -> Any:
+    from mloop.rollout import Rollouts, policy_from_dict
+
+    rollouts = Rollouts(registry)
+
+    class _Starter:
+        """Pipelines hand challengers to the rollout API (shadow first, as the CLI does)."""
+
+        def start(self, model: str, version: int, strategy: str, **policy: Any) -> Any:
+            chosen = "shadow" if strategy == "shadow-then-canary" else strategy
+            nested = policy.get(chosen)
+            spec = dict(nested) if isinstance(nested, Mapping) else {}
+            spec.update({k: v for k, v in policy.items() if not isinstance(v, Mapping)})
+            state = rollouts.deploy(
+                f"{model}:{version}",
+                policy_from_dict({"strategy": chosen, **spec}),
+                actor="mloop-pipelines",
+            )
+            return state.id
+
+    return _Starter()
+
+
+def _pipelines(settings: Settings, registry: Registry) -> list[Pipeline]:
+    from mloop.pipelines import RunStore, load_pipeline, pipeline_from_table
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # pipelines live in the user's project
+    found: dict[str, Pipeline] = {}
+    for d in RunStore(registry.store).definitions():
+        try:
+            found[d.name] = load_pipeline(d.path).with_options(name=d.name)
+        except Exception:  # one broken pipeline must not stop serving
+            _log.exception(
+                "pipeline %s (%s) could not be loaded; it will not trigger", d.name, d.path
+            )
+    tables = settings.raw.get("pipelines", [])
+    for table in [tables] if isinstance(tables, Mapping) else tables:
+        p = pipeline_from_table(table)
+        found[p.name] = p
+    return list(found.values())
+
+
+def build_triggers(
+    settings: Settings, registry: Registry, monitor: Monitor
+) -> tuple[TriggerService, ThreadPoolExecutor] | None:
+    """The retraining trigger service of the configured pipelines (None without pipelines)."""
+    pipelines = _pipelines(settings, registry)
+    if not pipelines:
+        return None
+    from mloop.pipelines import LogFeedbackSource, MlflowTracker, Runner, TriggerService
+
+    uri = str(settings.raw.get("mlflow_tracking_uri", ""))
+    runner = Runner(
+        registry,
+        rollout=_starter(registry),
+        source=LogFeedbackSource(monitor),
+        tracker=MlflowTracker(uri) if uri else None,
+    )
+    # Runs train in one background thread: an alert callback returns at once.
+    executor = ThreadPoolExecutor(1, thread_name_prefix="mloop-retrain")
+    return TriggerService(runner, pipelines, submit=executor.submit), executor
