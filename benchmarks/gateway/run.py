@@ -224,7 +224,14 @@ def main() -> None:
     )
     text = header + "\n\n" + table(rows)
     print(text)
-    Path(args.results).write_text("# Gateway benchmark results\n\n" + text + "\n")
+    out = Path(args.results)
+    begin, end = "<!-- results -->", "<!-- /results -->"
+    old = out.read_text() if out.exists() else f"# Gateway benchmark results\n\n{begin}\n{end}\n"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        out.write_text(f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}")
+    else:
+        out.write_text(f"{old}\n{begin}\n{text}\n{end}\n")
 
 
 if __name__ == "__main__":

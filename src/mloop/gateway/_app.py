@@ -79,15 +79,20 @@ def create_app(
     store = job_store
     runner_box: dict[str, JobRunner] = {}
 
+    def runner() -> JobRunner:
+        # Made on first use too: a mounted sub-app (``mloop serve``) gets no lifespan.
+        if "runner" not in runner_box:
+            runner_box["runner"] = JobRunner(gw, store, webhook_transport=webhook_transport)
+            runner_box["runner"].resume()
+        return runner_box["runner"]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runner = JobRunner(gw, store, webhook_transport=webhook_transport)
-        runner_box["runner"] = runner
-        runner.resume()
+        runner()
         try:
             yield
         finally:
-            await runner.aclose()
+            await runner_box.pop("runner").aclose()
             await gw.aclose()
 
     app = FastAPI(title="mloop gateway", lifespan=lifespan)
@@ -147,9 +152,7 @@ def create_app(
             raise InvalidInput(f"webhook_url={webhook!r} must be an http(s) URL.")
         if inner.get("stream"):
             raise InvalidInput("Jobs cannot stream; drop 'stream' or call /v1/chat/completions.")
-        job = runner_box["runner"].submit(
-            inner, priority=priority, webhook_url=webhook, deadline_s=deadline
-        )
+        job = runner().submit(inner, priority=priority, webhook_url=webhook, deadline_s=deadline)
         return job.to_dict()
 
     @app.get("/v1/jobs/{job_id}")

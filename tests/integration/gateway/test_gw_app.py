@@ -229,3 +229,29 @@ def test_queued_jobs_survive_a_gateway_restart(tmp_path: Path) -> None:
     job = run(after_restart())
     assert job["status"] == "succeeded"
     assert job["result"]["choices"][0]["message"]["content"] == "after restart"
+
+
+def test_mounted_in_another_app_without_lifespan(tmp_path: Path) -> None:
+    # `mloop serve` can mount the gateway; Starlette runs no lifespan for mounted apps.
+    provider = MockProvider({"big": MockModel(content="mounted"), "small": MockModel()})
+    gateway_app = make_app(provider, tmp_path)
+    parent = FastAPI()
+    parent.mount("/gateway", gateway_app)
+
+    async def scenario() -> tuple[httpx.Response, Any]:
+        transport = httpx.ASGITransport(app=parent)
+        async with httpx.AsyncClient(transport=transport, base_url="http://srv") as http:
+            body = {"model": "smart", "messages": [{"role": "user", "content": "q"}]}
+            answer = await http.post("/gateway/v1/chat/completions", json=body)
+            job = (await http.post("/gateway/v1/jobs", json={"request": body})).json()
+            for _ in range(500):
+                done = (await http.get(f"/gateway/v1/jobs/{job['id']}")).json()
+                if done["status"] == "succeeded":
+                    break
+                await asyncio.sleep(0.01)
+        await gateway_app.state.gateway.aclose()
+        return answer, done
+
+    answer, done = run(scenario())
+    assert answer.json()["choices"][0]["message"]["content"] == "mounted"
+    assert done["status"] == "succeeded"
