@@ -1,0 +1,61 @@
+"""The gateway's public surface changes only on purpose."""
+
+from __future__ import annotations
+
+import mloop.gateway
+
+
+def test_public_names_are_exactly_these() -> None:
+    assert mloop.gateway.__all__ == [
+        "ChatResult",
+        "Client",
+        "Deployment",
+        "Gateway",
+        "GatewayConfig",
+        "GatewayMetrics",
+        "Job",
+        "JobRunner",
+        "JobStore",
+        "Limiter",
+        "LocalLimiter",
+        "Priority",
+        "PromptTemplate",
+        "Route",
+        "SqlJobStore",
+        "StreamResult",
+        "create_app",
+        "error_body",
+        "load_config",
+        "parse_config",
+    ]
+    for name in mloop.gateway.__all__:
+        obj = getattr(mloop.gateway, name)
+        assert getattr(obj, "__doc__", None) or name == "Priority", name
+
+
+def test_cli_exposes_serve_and_check() -> None:
+    from typer.testing import CliRunner
+
+    from mloop.cli._gateway import gateway_app
+
+    result = CliRunner().invoke(gateway_app, ["--help"])
+    assert result.exit_code == 0
+    assert "serve" in result.output and "check" in result.output
+
+
+def test_cli_check_prints_each_chain(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from mloop.cli._gateway import gateway_app
+
+    docs = Path(__file__).parents[3] / "docs" / "gateway.md"
+    block = docs.read_text().split("```toml\n", 1)[1].split("```", 1)[0]
+    path = Path(str(tmp_path)) / "gateway.toml"
+    path.write_text(block)
+    result = CliRunner().invoke(gateway_app, ["check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "smart: gpt-large (openai:gpt-4o" in result.output
+    missing = CliRunner().invoke(gateway_app, ["check", "--config", str(path) + ".nope"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
