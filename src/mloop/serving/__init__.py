@@ -8,6 +8,7 @@ from mloop.serving._limits import LocalRateLimiter, RateLimiter, RedisRateLimite
 from mloop.serving._pool import ModelPool, PoolStats
 from mloop.serving._routing import AliasRouter, RouteDecision, TrafficRouter
 from mloop.serving._server import ServerHandle, run_in_background, serve
+from mloop.serving._stack import Stack, build_app
 from mloop.serving._stats import ServingStats
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "RouteDecision",
     "ServerHandle",
     "ServingStats",
+    "Stack",
     "TrafficRouter",
+    "build_app",
     "cache_key",
     "create_app",
     "run_in_background",

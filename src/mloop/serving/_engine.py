@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import pickle
 from collections.abc import Iterable, Sequence
@@ -100,8 +101,11 @@ class Engine:
         self._pinned_refs = tuple(pinned)
         self.cache: PredictionCache | None = None
         if cfg.cache_size > 0 and cfg.cache_ttl_s > 0:
+            # Replicas of one deployment share entries; another registry never does
+            # (model names and versions only mean something within one registry).
+            scope = hashlib.sha256(settings.database_url.encode()).hexdigest()[:12]
             self.cache = (
-                RedisCache(settings.redis_url, cfg.cache_ttl_s)
+                RedisCache(settings.redis_url, cfg.cache_ttl_s, prefix=f"mloop:pred:{scope}:")
                 if settings.redis_url
                 else LocalCache(cfg.cache_size, cfg.cache_ttl_s)
             )
