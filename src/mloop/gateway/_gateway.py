@@ -12,10 +12,11 @@ deployment in its chain is out.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -129,8 +130,14 @@ class Gateway:
             for name, dep in config.deployments.items()
         }
         self._rng = rng or random.Random()
+        self._tasks: set[asyncio.Task[None]] = set()
         # Learned ratio of real prompt tokens to our estimate, per deployment.
         self._token_ratio = {name: 1.0 for name in config.deployments}
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         """Stop scheduling and close connections."""
@@ -292,6 +299,10 @@ class Gateway:
 
         try:
             response, shard = await self._http[dep.name].send(request, stream=stream)
+        except asyncio.CancelledError:
+            # The caller went away mid-call: give the slot back, or it leaks.
+            self._background(release(None, {}, 499))
+            raise
         except httpx.HTTPError as exc:
             await release(None, {}, 599)
             self.breakers[dep.name].on_failure(self.clock.monotonic())

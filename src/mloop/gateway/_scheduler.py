@@ -150,11 +150,17 @@ class Scheduler:
         ticket.future = loop.create_future()
         bisect.insort(self._queue, (ticket.key(), ticket), key=lambda item: item[0])
         self.wake()
+        fut = ticket.future
         try:
-            return await ticket.future
-        finally:
-            if not ticket.future.done() or ticket.future.cancelled():
+            return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                # Granted just as the caller went away: hand the quota back.
+                lease = fut.result().lease
+                asyncio.get_running_loop().create_task(self.release(lease))
+            else:
                 self._remove(ticket)
+            raise
 
     async def release(self, lease: Lease, latency_s: float | None = None) -> None:
         """Give a lease back and let the dispatcher look again."""

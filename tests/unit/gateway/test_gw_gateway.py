@@ -277,3 +277,20 @@ def test_client_in_process_has_the_same_behaviour() -> None:
 
     deployment, text = asyncio.run(clock.run(scenario()))
     assert deployment == "small" and text
+
+
+def test_a_caller_that_goes_away_mid_call_gives_its_slot_back() -> None:
+    config = make_config([{"name": "big", "max_concurrency": 1}])
+    gw, provider, _ = setup({"big": MockModel(latency_s=5.0)}, config)
+
+    async def scenario() -> str:
+        first = asyncio.ensure_future(gw.chat(chat()))
+        while provider.stats["big"].inflight == 0:
+            await asyncio.sleep(0)
+        first.cancel()
+        # With the slot leaked, this second call would wait forever.
+        result = await gw.chat(chat())
+        await gw.aclose()
+        return result.deployment
+
+    assert vrun(gw, scenario()) == "big"
