@@ -61,7 +61,10 @@ class MonitorSettings:
     window: str = "1h"
     spool_flush_ms: float = 20.0
     webhook_url: str = ""
-    ack_durable: bool = False  # serving answers only once the prediction's log record is on disk
+    ack_durable: bool = False  # serving answers only once the prediction's log record is fsynced
+    write_through: bool = (
+        True  # the log record is written (survives a killed process) before the answer
+    )
     compact_interval_s: float = 60.0  # how often a server moves its spool into the log store
 
 

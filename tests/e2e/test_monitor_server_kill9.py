@@ -1,9 +1,8 @@
-"""The real server logs predictions through PredictionLog; SIGKILL under load loses only the tail.
+"""The real server logs predictions through PredictionLog; SIGKILL under load loses none.
 
-Serving writes the log after each response (not on the request path), so the
-guarantee is a bound: every prediction answered more than about ``spool_flush_ms``
-(plus scheduling slack) before the kill is in the log after restart, and no
-prediction is ever logged twice.
+Serving writes each prediction's record to the spool file (write-through) before it
+answers, so every prediction a client saw answered is in the log after a restart,
+and none is logged twice.
 """
 
 from __future__ import annotations
@@ -45,10 +44,8 @@ SERVER = textwrap.dedent(
     """
 )
 
-SLACK_S = 1.0
 
-
-def test_server_killed_under_load_keeps_every_settled_prediction_once(tmp_path: Path) -> None:
+def test_server_killed_under_load_keeps_every_answered_prediction_once(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = load_settings(env={}, home=home)
     rng = np.random.default_rng(0)
@@ -92,7 +89,6 @@ def test_server_killed_under_load_keeps_every_settled_prediction_once(tmp_path: 
     for t in threads:
         t.start()
     time.sleep(3.0)
-    killed_at = time.monotonic()
     server.send_signal(signal.SIGKILL)
     server.wait(10)
     stop.set()
@@ -106,7 +102,7 @@ def test_server_killed_under_load_keeps_every_settled_prediction_once(tmp_path: 
     compact_stream(store, settings.home / "spool", "predictions")
     logged = store.predictions("churn", 0, 4e9)
 
-    settled = {rid for rid, at in answered if at < killed_at - SLACK_S}
-    assert len(settled) > 200
-    assert settled <= set(logged["request_id"])
+    acknowledged = {rid for rid, _at in answered}
+    assert len(acknowledged) > 200
+    assert acknowledged <= set(logged["request_id"])
     assert not logged.duplicated(["request_id", "row"]).any()

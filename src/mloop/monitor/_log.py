@@ -1,8 +1,11 @@
 """The prediction log's front end: non-blocking submit, a writer thread, durability acks.
 
-mloop's own group-commit writer. ``submit`` appends the record to an in-memory
-buffer under a lock and returns; one background thread takes everything buffered,
-encodes it, appends it to the spool and fsyncs once per batch. The writer lingers
+mloop's own group-commit writer. With ``monitor.write_through`` (the default)
+``submit`` encodes the record and writes its frame to the spool file before it
+returns, so an answered request's record survives the process being killed
+(SIGKILL leaves the kernel's page cache intact); a background thread fsyncs
+once per batch for power-loss durability. Without it, ``submit`` appends to an
+in-memory buffer and the background thread encodes, writes and fsyncs per batch. The writer lingers
 up to ``spool_flush_ms`` after the first buffered record, so a busy stream costs one
 fsync per interval (not one per record) and every record is on disk within about
 ``spool_flush_ms``. When a caller waits for disk (``wait_durable``, ``await
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import threading
 import time
 import zlib
@@ -63,8 +67,11 @@ class DurableLog:
         self.max_batch = max_batch
         self.stream_dir = directory or settings.home / "spool" / self.stream
         self.spool = Spool.claim(self.stream_dir)
+        self.write_through = settings.monitor.write_through
+        self._io_lock = threading.Lock()  # orders write-through frames and their sequence
         self._cond = threading.Condition()
         self._buffer: list[Mapping[str, Any]] = []
+        self._written = 0  # write-through: sequence number of the last frame written
         self._submitted = 0  # sequence number of the last submitted record
         self._durable = 0  # sequence number of the last record on disk
         self._pending_ids: dict[str, int] = {}
@@ -82,6 +89,8 @@ class DurableLog:
     # --- producer side ---------------------------------------------------------------
 
     def _append(self, record: Mapping[str, Any], key: str | None) -> int:
+        if self.write_through:
+            return self._write_now(record, key)
         with self._cond:
             if self._closed:
                 raise InvalidInput(f"The {self.stream} log is closed; no more records accepted.")
@@ -107,6 +116,41 @@ class DurableLog:
             if len(self._buffer) == 1:
                 self._cond.notify_all()
             return seq
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidInput(f"The {self.stream} log is closed; no more records accepted.")
+        if self._error is not None:
+            raise Unavailable(
+                f"The {self.stream} log cannot write to {self.spool.directory}: "
+                f"{self._error}. Fix the disk and restart; records already acknowledged "
+                "are safe."
+            )
+
+    def _write_now(self, record: Mapping[str, Any], key: str | None) -> int:
+        payload = self._encode(record)
+        with self._io_lock:
+            with self._cond:
+                self._check_open()
+                self._submitted += 1
+                seq = self._submitted
+            try:
+                if payload is not None:
+                    self.spool.write([payload])
+            except OSError as exc:
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                raise Unavailable(
+                    f"The {self.stream} log cannot write to {self.spool.directory}: {exc}."
+                ) from exc
+            with self._cond:
+                self._written = seq
+                if key is not None:
+                    self._pending_ids[key] = seq
+                    self._pending_order.append((seq, key))
+                self._cond.notify_all()
+        return seq
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Block until every record submitted so far is on disk."""
@@ -165,6 +209,9 @@ class DurableLog:
     # --- writer thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.write_through:
+            self._run_syncer()
+            return
         while True:
             with self._cond:
                 while not self._buffer and not self._closed:
@@ -203,6 +250,48 @@ class DurableLog:
                         del pending[key]
                 self._cond.notify_all()
             self._resolve(end_seq, None)
+
+    def _run_syncer(self) -> None:
+        """Write-through mode: frames are already written; fsync them in groups."""
+        while True:
+            with self._cond:
+                while self._written <= self._durable and not self._closed:
+                    self._cond.wait()
+                if self._written <= self._durable and self._closed:
+                    return
+                deadline = time.monotonic() + self.flush_s
+                while not self._closed and not self._urgent():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            with self._io_lock:
+                with self._cond:
+                    target = self._written
+                fd = self.spool.dup_handle()
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                _log.exception("%s spool fsync failed", self.stream)
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                self._resolve(target, exc)
+                return
+            finally:
+                os.close(fd)
+            self._mark_durable(target)
+
+    def _mark_durable(self, end_seq: int) -> None:
+        with self._cond:
+            self._durable = max(self._durable, end_seq)
+            order, pending = self._pending_order, self._pending_ids
+            while order and order[0][0] <= end_seq:
+                seq, key = order.popleft()
+                if pending.get(key) == seq:
+                    del pending[key]
+            self._cond.notify_all()
+        self._resolve(end_seq, None)
 
     def _urgent(self) -> bool:
         return self._sync_waiters > 0 or bool(self._waiters)

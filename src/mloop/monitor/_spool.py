@@ -152,6 +152,13 @@ class Spool:
 
     def append(self, payloads: Sequence[bytes]) -> SpoolPosition:
         """Write ``payloads`` as frames and fsync; return the position after them."""
+        position = self.write(payloads)
+        if payloads:
+            os.fsync(self._handle)
+        return position
+
+    def write(self, payloads: Sequence[bytes]) -> SpoolPosition:
+        """Write ``payloads`` as frames without fsync: safe from a killed process, not power loss."""
         if not payloads:
             return self.position
         if self._size >= self.segment_bytes:
@@ -161,11 +168,15 @@ class Spool:
         while view:
             written = os.write(self._handle, view)
             view = view[written:]
-        os.fsync(self._handle)
         self._size += len(data)
         return self.position
 
+    def dup_handle(self) -> int:
+        """A duplicate of the current segment's descriptor, to fsync it from another thread."""
+        return os.dup(self._handle)
+
     def _roll(self) -> None:
+        os.fsync(self._handle)  # frames written but not yet synced stay durable
         os.close(self._handle)
         self._segment += 1
         self._handle = os.open(

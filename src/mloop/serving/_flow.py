@@ -134,21 +134,14 @@ class ServingContext:
         if decision.shadow:
             engine.shadow(name, decision, job, predictions)
         background = None
-        if self.sink is not None and self._ack_durable:
-            # The caller asked for durability: log before answering and wait for the fsync.
+        if self.sink is not None:
+            # Log before answering: an answered prediction's record is already written
+            # (write-through spool) when the client sees it, so killing the process loses
+            # nothing acknowledged; with ack_durable the answer also waits for the fsync.
             rid = state.get("request_id", "")
             await self._log(rid, name, decision.version, job, predictions, seconds)
-            await self.sink.durable([rid])  # type: ignore[attr-defined]
-        elif self.sink is not None:
-            background = BackgroundTask(
-                self._log,
-                state.get("request_id", ""),
-                name,
-                decision.version,
-                job,
-                predictions,
-                seconds,
-            )
+            if self._ack_durable:
+                await self.sink.durable([rid])  # type: ignore[attr-defined]
         return Outcome(predictions, mv, decision.arm, cached, background)
 
     def _sticky_key(self, job: Job, headers: Mapping[str, str]) -> str | None:

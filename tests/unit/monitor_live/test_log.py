@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -130,12 +131,16 @@ def test_live_module_exports_a_sorted_public_surface() -> None:
     assert {"Alerter", "Monitor", "PredictionLog", "WindowStatus"} <= set(live.__all__)
 
 
+def _buffered(settings: Settings) -> Settings:
+    return replace(settings, monitor=replace(settings.monitor, write_through=False))
+
+
 def test_a_full_queue_refuses_with_overloaded_and_recovers(settings: Settings) -> None:
     import threading
 
     from mloop.errors import Overloaded
 
-    log = PredictionLog(settings, max_pending=3)
+    log = PredictionLog(_buffered(settings), max_pending=3)
     gate = threading.Event()
     real_append = log.spool.append
 
@@ -169,7 +174,7 @@ def test_prune_drops_whole_old_days(settings: Settings) -> None:
 
 
 def test_a_failing_disk_surfaces_to_waiters_instead_of_hanging(settings: Settings) -> None:
-    log = PredictionLog(settings)
+    log = PredictionLog(_buffered(settings))
 
     def broken(payloads: list[bytes]) -> object:
         raise OSError(28, "No space left on device")
@@ -186,6 +191,33 @@ def test_a_failing_disk_surfaces_to_waiters_instead_of_hanging(settings: Setting
         asyncio.run(wait())
     from mloop.errors import Unavailable
 
+    with pytest.raises(Unavailable, match="cannot write"):
+        log.submit(record(2))
+    log.close()
+
+
+def test_write_through_puts_the_frame_in_the_file_before_submit_returns(settings: Settings) -> None:
+    from mloop.monitor._spool import list_segments, read_frames, segment_path
+
+    log = PredictionLog(settings)
+    log.submit(record(7))
+    folder = log.spool.directory
+    frames = list(read_frames(segment_path(folder, list_segments(folder)[-1])))
+    assert len(frames) == 1 and b"req-7" in frames[0][1]
+    log.close()
+
+
+def test_write_through_refuses_new_records_when_the_disk_fails(settings: Settings) -> None:
+    from mloop.errors import Unavailable
+
+    log = PredictionLog(settings)
+
+    def broken(payloads: list[bytes]) -> object:
+        raise OSError(28, "No space left on device")
+
+    log.spool.write = broken  # type: ignore[method-assign]
+    with pytest.raises(Unavailable, match="No space left"):
+        log.submit(record(1))
     with pytest.raises(Unavailable, match="cannot write"):
         log.submit(record(2))
     log.close()
