@@ -5,8 +5,9 @@ the rollout area's ``InMemoryObservations``, so the controller can ask "since th
 step started" rather than "over the last minute". ``LiveObservations`` is the
 ``ObservationSource``: requests, errors, latency and shadow agreement from those
 events, readiness from the model pool, and prediction drift, realized and
-estimated accuracy from the monitor's read of the prediction log (cached for a few
-seconds, since reading the log is far dearer than a controller tick).
+estimated accuracy from the monitor's read of the prediction log (refreshed in a
+background thread and cached for a few seconds, since reading the log is far dearer
+than a controller tick).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mloop._clock import Clock, SystemClock
@@ -71,6 +73,8 @@ class LiveObservations:
         self.monitor_ttl_s = monitor_ttl_s
         self._cache: dict[tuple[str, int, float], tuple[float, Mapping[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._pending: set[tuple[str, tuple[int, ...], float]] = set()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="mloop-guards")
 
     def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, VersionStats]:
         """Stats per version over events at or after ``since`` (epoch seconds)."""
@@ -93,6 +97,11 @@ class LiveObservations:
     def _monitored(
         self, model: str, versions: Sequence[int], since: float
     ) -> dict[int, Mapping[str, Any]]:
+        """Cached monitor numbers; stale or missing ones are refreshed in the background.
+
+        The controller never waits on a log read: what is not measured yet is unknown
+        (guards that need it hold the rollout), and arrives a tick or two later.
+        """
         if self.monitor is None:
             return {}
         now = self.clock.monotonic()
@@ -101,22 +110,30 @@ class LiveObservations:
         with self._lock:
             for v in versions:
                 hit = self._cache.get((model, v, since))
-                if hit is not None and now - hit[0] < self.monitor_ttl_s:
+                if hit is not None:
                     found[v] = hit[1]
-                else:
+                if hit is None or now - hit[0] >= self.monitor_ttl_s:
                     stale.append(v)
-        if not stale:
-            return found
+            key = (model, tuple(stale), since)
+            if stale and key not in self._pending:
+                self._pending.add(key)
+                self._reader.submit(self._refresh, model, stale, since)
+        return found
+
+    def _refresh(self, model: str, versions: list[int], since: float) -> None:
         try:
-            windows = self.monitor.observe_versions(model, stale, since=since)
+            windows = self.monitor.observe_versions(model, versions, since=since)  # type: ignore[union-attr]
         except Exception:  # a log read failure leaves those guards unknown, not the rollout dead
             _log.warning("monitor read for rollout guards failed", exc_info=True)
-            return found
+            windows = {}
         with self._lock:
+            self._pending.discard((model, tuple(versions), since))
             if len(self._cache) > 1024:
                 self._cache.clear()
+            at = self.clock.monotonic()
             for v, window in windows.items():
-                metrics = window.guard_metrics()
-                self._cache[(model, v, since)] = (now, metrics)
-                found[v] = metrics
-        return found
+                self._cache[(model, v, since)] = (at, window.guard_metrics())
+
+    def close(self) -> None:
+        """Stop the background reader."""
+        self._reader.shutdown(wait=False, cancel_futures=True)

@@ -60,6 +60,7 @@ class Stack:
     controller: Controller | None
     alerter: Alerter | None
     triggers: TriggerService | None
+    observations: LiveObservations | None = None
     loops: list[LoopRunner] = field(default_factory=list)
     _executor: ThreadPoolExecutor | None = None
     _stop: asyncio.Event | None = None
@@ -84,6 +85,8 @@ class Stack:
             self._tasks = []
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.observations is not None:
+            self.observations.close()
 
     def close(self) -> None:
         """Flush and close the prediction and feedback logs (after serving stopped)."""
@@ -152,7 +155,7 @@ def build_app(
     def is_ready(model: str, version: int) -> bool:
         return (model, version) in engine.pool
 
-    controller = None
+    controller = source = None
     if router is not None:
         router.is_ready = is_ready
         source = LiveObservations(events, is_ready=is_ready, monitor=monitor, clock=clock)
@@ -160,7 +163,7 @@ def build_app(
     alerter = _alerting(settings, registry, monitor, engine.metrics.registry, clock)
     built = build_triggers(settings, registry, monitor)
     triggers, executor = built if built is not None else (None, None)
-    stack = Stack(monitor, router, controller, alerter, triggers, _executor=executor)
+    stack = Stack(monitor, router, controller, alerter, triggers, source, _executor=executor)
     if alerter is not None:
         on_event = None if triggers is None else triggers.on_alert
         step = alert_step(alerter, clock, grace_s=ALERT_GRACE_S, on_event=on_event)
