@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -154,8 +153,8 @@ def test_canary_steps_through_under_load_without_failures(
     )
     answers, timeline = _run_rollout(handle, registry, 2, policy)
     _check(answers, timeline)
-    weights = [w for w in (25, 50, 100)]
-    assert len(timeline) >= 2 + 1 + len(weights), timeline  # start, advances, promote
+    # deploy, start at 25 %, advance to 50 % and 100 %, promote
+    assert len(timeline) >= 2 + 4, timeline
     assert {a.version for a in answers} == {1, 2}
     assert registry.aliases("churn")["production"] == 2
 
