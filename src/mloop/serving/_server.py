@@ -106,11 +106,12 @@ def banner(settings: Settings, url: str, workers: int) -> str:
 
 @dataclass
 class ServerHandle:
-    """A server running in a background thread: its ``url`` and ``stop()``."""
+    """A server running in a background thread: its ``url``, ``app`` and ``stop()``."""
 
     url: str
     server: Any = field(repr=False)
     thread: threading.Thread = field(repr=False)
+    app: Any = field(default=None, repr=False)  # the ASGI app (``app.state.stack``: full stack)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the server to finish requests in flight and exit; wait for it."""
@@ -147,7 +148,11 @@ def run_in_background(
     settings = replace(settings, serving=replace(settings.serving, host=host))
     sock = _socket(host, port)
     bound = sock.getsockname()[1]
-    app = create_app(settings, **app_kwargs) if bare else build_app(settings, **app_kwargs)
+    try:
+        app = create_app(settings, **app_kwargs) if bare else build_app(settings, **app_kwargs)
+    except BaseException:
+        sock.close()
+        raise
     server = uvicorn.Server(_uvicorn_config(app, settings))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="mloop-serve", daemon=True
@@ -164,7 +169,7 @@ def run_in_background(
             raise ConfigurationError(f"The server was not ready within {ready_timeout_s:g} s.")
         time.sleep(0.02)
     shown = f"[{host}]" if ":" in host else host
-    return ServerHandle(f"http://{shown}:{bound}", server, thread)
+    return ServerHandle(f"http://{shown}:{bound}", server, thread, app)
 
 
 def _worker(settings: Settings, refs: tuple[str, ...], reuse_port: bool) -> None:
