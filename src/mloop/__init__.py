@@ -12,7 +12,9 @@ Typical use from a training script::
 
 from __future__ import annotations
 
+import importlib
 import threading
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mloop.config import Settings, load_settings
@@ -47,3 +49,15 @@ def register(model: object, name: str, **kwargs: Any) -> ModelVersion:
 def load(ref: str, *, trust: bool = False) -> Predictor:
     """Load ``name``, ``name@alias`` or ``name:version`` as a ``Predictor``."""
     return get_registry().load(ref, trust=trust)
+
+
+_AREAS = frozenset(
+    {"contracts", "flavors", "gateway", "monitor", "pipelines", "registry", "rollout", "serving"}
+)
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``mloop.monitor.drift(...)`` after a bare ``import mloop``: areas import on first use."""
+    if name in _AREAS:
+        return importlib.import_module(f"mloop.{name}")
+    raise AttributeError(f"module 'mloop' has no attribute {name!r}")

@@ -29,14 +29,21 @@ def resolve_reference(
 ) -> Profile | pd.DataFrame | Reference:
     """Turn what the caller passed into a Profile, DataFrame or Reference.
 
-    Hook for ``"name@alias"`` strings: the registry resolves them to the version's
-    stored profile; until it is wired in, a string is refused with a clear message.
+    A ``"name@alias"`` / ``"name:3"`` string is the stored reference profile of that
+    model version in the default registry (``mloop.get_registry()``).
     """
     if isinstance(reference, str):
-        raise InvalidInput(
-            f"Cannot resolve the reference {reference!r} here; pass a DataFrame or a "
-            "Profile (e.g. the model version's profile from the registry)."
-        )
+        # Resolved through the top-level entry point, not by importing the registry
+        # package: monitor and registry are siblings and do not import each other.
+        import mloop
+
+        version = mloop.get_registry().get(reference)
+        if version.profile is None:
+            raise InvalidInput(
+                f"{version.ref} has no reference profile: it was registered without "
+                "training data. Pass a DataFrame as the reference instead."
+            )
+        return version.profile
     return reference
 
 

@@ -99,11 +99,6 @@ def test_counts_can_stand_in_for_the_current_rows() -> None:
     )
 
 
-def test_a_registry_string_is_refused_until_resolved() -> None:
-    with pytest.raises(InvalidInput, match="churn@production"):
-        drift("churn@production", _frame(10, 8))
-
-
 def test_an_unknown_method_is_refused_with_the_choices() -> None:
     with pytest.raises(InvalidInput, match="psi"):
         drift(_frame(100, 9), _frame(100, 10), method="magic")
