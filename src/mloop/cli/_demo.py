@@ -78,6 +78,13 @@ def demo(
         bool, typer.Option("--exit", help="Stop after the tour instead of serving until Ctrl-C.")
     ] = False,
     port: Annotated[int, typer.Option(help="Port for the demo server.")] = 8000,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Show the closed loop instead: drift, alert, retrain, gate, shadow, canary.",
+        ),
+    ] = False,
 ) -> None:
     """Train a classifier on packaged data, register it, serve it and watch it."""
     from sklearn.metrics import accuracy_score
@@ -85,6 +92,12 @@ def demo(
 
     started = time.perf_counter()
     cli = state(ctx)
+    if loop:
+        from mloop.pipelines.demo import run_loop_demo
+
+        run_loop_demo(cli.settings, console)
+        console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+        return
     registry = cli.registry
     console.rule("[bold]mloop demo")
     console.print(f"home: {cli.settings.home}  database: {cli.settings.database_url}")
