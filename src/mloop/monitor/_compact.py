@@ -58,7 +58,14 @@ def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
             store.commit(stream, writer, _decode([p for _e, p in frames]), start, end)
             stored += len(frames)
         position = store.load_checkpoint(stream, writer).position
-        while True:
+        # Stop at the end the spool had when this pass began: a writer that keeps
+        # appending must not keep one compaction (and the reader waiting on it) busy.
+        at_start = list_segments(writer)
+        if not at_start:
+            return stored
+        limit_segment = at_start[-1]
+        limit_offset = segment_path(writer, limit_segment).stat().st_size
+        while position.segment <= limit_segment:
             segments = list_segments(writer)
             if not segments:
                 break
@@ -68,8 +75,12 @@ def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
                     break
                 position = SpoolPosition(later[0], 0)
                 store.advance(stream, writer, position)
+            if position.segment > limit_segment:
+                break
+            stop = limit_offset if position.segment == limit_segment else None
             frames = []
-            for item in read_frames(segment_path(writer, position.segment), position.offset):
+            path = segment_path(writer, position.segment)
+            for item in read_frames(path, position.offset, stop):
                 frames.append(item)
                 if len(frames) >= _MAX_RECORDS:
                     break
@@ -80,7 +91,7 @@ def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
                 position = SpoolPosition(position.segment, end)
                 continue
             later = [s for s in segments if s > position.segment]
-            if not later:
+            if not later or position.segment >= limit_segment:
                 break
             # The writer rolled to a new segment, so this one is complete and stored.
             position = SpoolPosition(later[0], 0)

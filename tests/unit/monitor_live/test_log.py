@@ -221,3 +221,26 @@ def test_write_through_refuses_new_records_when_the_disk_fails(settings: Setting
     with pytest.raises(Unavailable, match="cannot write"):
         log.submit(record(2))
     log.close()
+
+
+def test_a_compaction_pass_stops_at_the_end_it_saw_when_it_began(settings: Settings) -> None:
+    log = PredictionLog(settings)
+    for i in range(3):
+        log.submit(record(i))
+    log.flush()
+    store = ParquetLogStore(settings.home)
+    real_commit = store.commit
+    appended = []
+
+    def commit_then_writer_appends(*args: object, **kwargs: object) -> None:
+        real_commit(*args, **kwargs)  # type: ignore[arg-type]
+        appended.append(100 + len(appended))
+        log.submit(record(appended[-1]))  # a busy server keeps writing meanwhile
+        log.flush()
+
+    store.commit = commit_then_writer_appends  # type: ignore[method-assign]
+    assert compact_stream(store, settings.home / "spool", "predictions") == 3
+    store.commit = real_commit  # type: ignore[method-assign]
+    assert compact_stream(store, settings.home / "spool", "predictions") == len(appended)
+    log.close()
+    assert len(store.predictions("churn", 0, 4e9)) == 3 + len(appended)
