@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from mloop.pipelines import Pipeline, Run, Runner
     from mloop.registry import Registry
 
-__all__ = ["pipelines_app", "retrain", "rollout_starter", "runs_app"]
+__all__ = ["pipelines_app", "retrain", "runs_app"]
 
 console = Console()
 pipelines_app = typer.Typer(help="Declare and list retraining pipelines.", no_args_is_help=True)
@@ -47,43 +46,10 @@ def _importable_cwd() -> None:
         sys.path.insert(0, os.getcwd())
 
 
-def configured_pipelines(settings: Settings, registry: Registry) -> dict[str, Pipeline]:
-    """Pipelines from ``[[pipelines]]`` in mloop.toml and from ``mloop pipelines add``."""
-    from mloop.pipelines import RunStore, load_pipeline, pipeline_from_table
+def _configured(settings: Settings, registry: Registry) -> dict[str, Pipeline]:
+    from mloop.pipelines import configured_pipelines
 
-    _importable_cwd()
-    found: dict[str, Pipeline] = {}
-    for d in RunStore(registry.store).definitions():
-        found[d.name] = load_pipeline(d.path).with_options(name=d.name)
-    tables = settings.raw.get("pipelines", [])
-    if isinstance(tables, Mapping):
-        tables = [tables]
-    for table in tables:
-        p = pipeline_from_table(table)
-        found[p.name] = p
-    return found
-
-
-def rollout_starter(registry: Registry) -> Any:
-    """The rollout area's deploy API as a ``RolloutStarter`` (shadow first for the default)."""
-    from mloop.rollout import Rollouts, policy_from_dict
-
-    rollouts = Rollouts(registry)
-
-    class _Starter:
-        def start(self, model: str, version: int, strategy: str, **policy: Any) -> Any:
-            # A one-shot CLI cannot wait for the shadow period: the default starts the
-            # shadow; the canary follows from `mloop deploy` or a long-running loop.
-            chosen = "shadow" if strategy == "shadow-then-canary" else strategy
-            spec = dict(policy.get(chosen, {})) if isinstance(policy.get(chosen), Mapping) else {}
-            spec.update({k: v for k, v in policy.items() if not isinstance(v, Mapping)})
-            return rollouts.deploy(
-                f"{model}:{version}",
-                policy_from_dict({"strategy": chosen, **spec}),
-                actor="mloop-pipelines",
-            ).id
-
-    return _Starter()
+    return configured_pipelines(settings, registry)
 
 
 def _runner(settings: Settings, registry: Registry) -> Runner:
@@ -91,7 +57,9 @@ def _runner(settings: Settings, registry: Registry) -> Runner:
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or str(settings.raw.get("mlflow_tracking_uri", ""))
     tracker = MlflowTracker(uri) if uri else None
-    return Runner(registry, rollout=rollout_starter(registry), tracker=tracker)
+    from mloop.rollout import Rollouts
+
+    return Runner(registry, rollout=Rollouts(registry), tracker=tracker)
 
 
 @pipelines_app.command("add")
@@ -124,7 +92,7 @@ def list_pipelines(
     from mloop.pipelines import RunStore
 
     cli = state(ctx)
-    pipelines = configured_pipelines(cli.settings, cli.registry)
+    pipelines = _configured(cli.settings, cli.registry)
     store = RunStore(cli.registry.store)
     rows: list[dict[str, Any]] = []
     for p in sorted(pipelines.values(), key=lambda p: p.name):
@@ -260,7 +228,7 @@ def retrain(
     from mloop.pipelines import TriggerService
 
     cli = state(ctx)
-    pipelines = configured_pipelines(cli.settings, cli.registry)
+    pipelines = _configured(cli.settings, cli.registry)
     if name not in pipelines:
         raise NotFound(
             f"No pipeline named {name!r}; known: {sorted(pipelines)}. "

@@ -6,6 +6,7 @@ Declare a :class:`Pipeline` (load, train, optional evaluate), run it with a
 """
 
 from mloop.pipelines._checks import Check, Report
+from mloop.pipelines._configured import configured_pipelines
 from mloop.pipelines._cron import CronSchedule
 from mloop.pipelines._dataset import DatasetSnapshot, load_snapshot, snapshot
 from mloop.pipelines._gate import GateConfig, SliceScore, gate_decision, slice_scores, time_holdout
@@ -70,6 +71,7 @@ __all__ = [
     "Window",
     "as_model",
     "as_prefect_flow",
+    "configured_pipelines",
     "decide",
     "gate_decision",
     "load_pipeline",

@@ -17,7 +17,7 @@ from mloop._clock import Clock, SystemClock
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry import Registry, parse_ref
 from mloop.rollout._decide import apply_command
-from mloop.rollout._policy import Policy
+from mloop.rollout._policy import Policy, policy_from_dict
 from mloop.rollout._state import Decision, RolloutState
 from mloop.rollout._store import RolloutStore
 
@@ -40,6 +40,24 @@ class Rollouts:
         self.registry = registry
         self.clock = clock or SystemClock()
         self.store = RolloutStore(registry.store)
+
+    def start(self, model: str, version: int, strategy: str, **policy: Any) -> str:
+        """Start a rollout from a pipeline (the ``RolloutStarter`` shape); return its id.
+
+        ``shadow-then-canary`` starts the shadow only: nothing chains the canary after it
+        yet (``mloop deploy ... --strategy canary`` does). ``policy`` holds flat options
+        and optional per-strategy tables.
+        """
+        chosen = "shadow" if strategy == "shadow-then-canary" else strategy
+        nested = policy.get(chosen)
+        spec = dict(nested) if isinstance(nested, Mapping) else {}
+        spec.update({k: v for k, v in policy.items() if not isinstance(v, Mapping)})
+        state = self.deploy(
+            f"{model}:{version}",
+            policy_from_dict({"strategy": chosen, **spec}),
+            actor="mloop-pipelines",
+        )
+        return state.id
 
     def deploy(self, ref: str, policy: Policy, *, actor: str | None = None) -> RolloutState:
         """Start rolling ``name:version`` out under ``policy`` against the production version."""

@@ -13,9 +13,8 @@ import asyncio
 import logging
 import os
 import socket
-import sys
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,7 @@ from mloop.rollout import RolloutStore
 
 if TYPE_CHECKING:
     from mloop.monitor.live import Alerter, AlertEvent, Monitor
-    from mloop.pipelines import Pipeline, TriggerService
+    from mloop.pipelines import TriggerService
     from mloop.registry import Registry
 
 __all__ = ["Lease", "LoopRunner", "alert_tick_s", "build_triggers"]
@@ -117,62 +116,27 @@ def alert_step(
     return step
 
 
-def _starter(registry: Registry) -> Any:
-    from mloop.rollout import Rollouts, policy_from_dict
-
-    rollouts = Rollouts(registry)
-
-    class _Starter:
-        """Pipelines hand challengers to the rollout API (shadow first, as the CLI does)."""
-
-        def start(self, model: str, version: int, strategy: str, **policy: Any) -> Any:
-            chosen = "shadow" if strategy == "shadow-then-canary" else strategy
-            nested = policy.get(chosen)
-            spec = dict(nested) if isinstance(nested, Mapping) else {}
-            spec.update({k: v for k, v in policy.items() if not isinstance(v, Mapping)})
-            state = rollouts.deploy(
-                f"{model}:{version}",
-                policy_from_dict({"strategy": chosen, **spec}),
-                actor="mloop-pipelines",
-            )
-            return state.id
-
-    return _Starter()
-
-
-def _pipelines(settings: Settings, registry: Registry) -> list[Pipeline]:
-    from mloop.pipelines import RunStore, load_pipeline, pipeline_from_table
-
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # pipelines live in the user's project
-    found: dict[str, Pipeline] = {}
-    for d in RunStore(registry.store).definitions():
-        try:
-            found[d.name] = load_pipeline(d.path).with_options(name=d.name)
-        except Exception:  # one broken pipeline must not stop serving
-            _log.exception(
-                "pipeline %s (%s) could not be loaded; it will not trigger", d.name, d.path
-            )
-    tables = settings.raw.get("pipelines", [])
-    for table in [tables] if isinstance(tables, Mapping) else tables:
-        p = pipeline_from_table(table)
-        found[p.name] = p
-    return list(found.values())
-
-
 def build_triggers(
     settings: Settings, registry: Registry, monitor: Monitor
 ) -> tuple[TriggerService, ThreadPoolExecutor] | None:
     """The retraining trigger service of the configured pipelines (None without pipelines)."""
-    pipelines = _pipelines(settings, registry)
+    from mloop.pipelines import (
+        LogFeedbackSource,
+        MlflowTracker,
+        Runner,
+        TriggerService,
+        configured_pipelines,
+    )
+    from mloop.rollout import Rollouts
+
+    pipelines = list(configured_pipelines(settings, registry, skip_broken=True).values())
     if not pipelines:
         return None
-    from mloop.pipelines import LogFeedbackSource, MlflowTracker, Runner, TriggerService
 
     uri = str(settings.raw.get("mlflow_tracking_uri", ""))
     runner = Runner(
         registry,
-        rollout=_starter(registry),
+        rollout=Rollouts(registry),
         source=LogFeedbackSource(monitor),
         tracker=MlflowTracker(uri) if uri else None,
     )
