@@ -19,6 +19,7 @@ from mloop.errors import Conflict
 from mloop.registry import Registry
 from mloop.rollout._decide import next_step
 from mloop.rollout._observations import Observations, ObservationSource, VersionStats
+from mloop.rollout._policy import Policy, ShadowPolicy, policy_from_dict
 from mloop.rollout._service import Rollouts
 from mloop.rollout._state import Decision
 
@@ -95,7 +96,24 @@ class Controller:
             if decision.transition:
                 _log.info("rollout %s %s: %s", state.model, decision.action, decision.reason)
                 applied.append(decision)
+                self._hand_over(policy, decision)
         return applied
+
+    def _hand_over(self, policy: Policy, decision: Decision) -> None:
+        """Start the follow-up rollout of a shadow that completed (shadow, then canary)."""
+        if not (
+            isinstance(policy, ShadowPolicy)
+            and policy.then is not None
+            and decision.action == "complete"
+        ):
+            return
+        state = decision.state
+        try:
+            self.rollouts.deploy(
+                f"{state.model}:{state.candidate}", policy_from_dict(policy.then), actor=self.actor
+            )
+        except Conflict:
+            _log.info("rollout of %s:%s was started by someone else", state.model, state.candidate)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every ``tick_s`` until ``stop`` is set; releases the lease on exit."""

@@ -138,10 +138,19 @@ class ShadowPolicy(_Common):
     strategy: Literal["shadow"] = field(default="shadow", init=False)
     duration_s: float = 3600.0
     promote: bool = False  # promote when the shadow period ends with guards holding
+    # A policy (as ``policy_to_dict`` writes it) the controller starts for the same
+    # candidate when the shadow completes with guards holding, e.g. a canary.
+    then: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         self._validate_common()
         _check_positive("duration_s", self.duration_s)
+        if self.then is not None:
+            if self.promote:
+                raise InvalidInput("A shadow that promotes cannot also hand over to 'then'.")
+            follow = policy_from_dict(self.then)
+            if isinstance(follow, ShadowPolicy):
+                raise InvalidInput("A shadow's 'then' must be a canary, A/B or blue-green policy.")
 
 
 @dataclass(frozen=True)

@@ -44,14 +44,21 @@ class Rollouts:
     def start(self, model: str, version: int, strategy: str, **policy: Any) -> str:
         """Start a rollout from a pipeline (the ``RolloutStarter`` shape); return its id.
 
-        ``shadow-then-canary`` starts the shadow only: nothing chains the canary after it
-        yet (``mloop deploy ... --strategy canary`` does). ``policy`` holds flat options
-        and optional per-strategy tables.
+        ``shadow-then-canary`` starts a shadow whose completion starts a canary (the
+        controller hands over). ``policy`` holds flat options and optional per-strategy
+        tables (``shadow = {...}``, ``canary = {...}``).
         """
         chosen = "shadow" if strategy == "shadow-then-canary" else strategy
-        nested = policy.get(chosen)
-        spec = dict(nested) if isinstance(nested, Mapping) else {}
-        spec.update({k: v for k, v in policy.items() if not isinstance(v, Mapping)})
+
+        def spec_for(name: str) -> dict[str, Any]:
+            nested = policy.get(name)
+            spec = dict(nested) if isinstance(nested, Mapping) else {}
+            spec.update({k: v for k, v in policy.items() if not isinstance(v, Mapping)})
+            return spec
+
+        spec = spec_for(chosen)
+        if strategy == "shadow-then-canary":
+            spec["then"] = {"strategy": "canary", **spec_for("canary")}
         state = self.deploy(
             f"{model}:{version}",
             policy_from_dict({"strategy": chosen, **spec}),

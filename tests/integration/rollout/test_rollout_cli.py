@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
+from rollout_seed import seed
 from typer.testing import CliRunner
 
-from conftest import seed
 from mloop.cli._context import CliState
 from mloop.cli._rollout import deploy, rollout_app
 from mloop.config import Settings

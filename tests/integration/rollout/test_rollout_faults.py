@@ -173,3 +173,29 @@ def test_healthy_blue_green_promotes_after_the_hold(registry: Registry, clock: M
         h.interval(500, 30)
     assert h.phase() == "promoted"
     assert registry.aliases("churn")["production"] == 4
+
+
+def test_a_shadow_with_then_hands_over_to_a_canary_that_promotes(
+    registry: Registry, clock: ManualClock
+) -> None:
+    from mloop.rollout import policy_to_dict
+
+    h = harness(registry, clock)
+    follow = policy_to_dict(CanaryPolicy(steps=(50, 100), step_duration_s=60, interval_s=INTERVAL))
+    h.deploy(4, ShadowPolicy(duration_s=60, min_requests=50, interval_s=INTERVAL, then=follow))
+    for _ in range(12):
+        h.interval(200, INTERVAL)
+    assert registry.aliases("churn")["production"] == 4
+    actions = [e["action"] for e in h.rollouts.history("churn")]
+    assert actions.index("complete") < actions.index("promote")
+    strategies = {e["strategy"] for e in h.rollouts.history("churn")}
+    assert strategies == {"shadow", "canary"}
+
+
+def test_a_shadow_that_hands_over_must_not_promote_itself() -> None:
+    from mloop.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="then"):
+        ShadowPolicy(promote=True, then={"strategy": "canary"})
+    with pytest.raises(InvalidInput, match="canary, A/B or blue-green"):
+        ShadowPolicy(then={"strategy": "shadow"})

@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from rollout_seed import open_registry, seed
 
-from conftest import open_registry, seed
 from mloop._clock import ManualClock
 from mloop.registry import Registry
 from mloop.rollout import CanaryPolicy, Controller, InMemoryObservations, Rollouts
