@@ -63,6 +63,9 @@ def status(
     window: Annotated[str | None, typer.Option(help="Window length, e.g. 1h.")] = None,
     version: Annotated[int | None, typer.Option(help="Only this version's traffic.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    empty: Annotated[
+        bool, typer.Option("--empty", help="Also list windows without traffic.")
+    ] = False,
 ) -> None:
     """Per-window rows, drift, missing and out-of-contract rates, realized and estimated accuracy."""
     mon = _monitor(ctx)
@@ -86,7 +89,14 @@ def status(
         "est. accuracy",
         title=f"{model} (reference v{result.reference_version})",
     )
-    for w in result.windows:
+    shown = [w for w in result.windows if empty or w.rows]
+    if not shown:
+        console.print(
+            f"No predictions of {model} were logged since {since}. Serve it (mloop serve) "
+            "and send traffic, or widen --since."
+        )
+        return
+    for w in shown:
         drifted = ", ".join(w.drift.drifted_columns) if w.drift is not None else ""
         pred = w.metric("prediction_drift")
         pred_drifted = (
@@ -107,6 +117,9 @@ def status(
             _fmt(w.metric("estimated_accuracy")),
         )
     console.print(table)
+    hidden = len(result.windows) - len(shown)
+    if hidden:
+        console.print(f"({hidden} windows without traffic hidden; --empty lists them.)")
 
 
 @monitor_app.command("report")
