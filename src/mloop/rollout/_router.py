@@ -123,9 +123,12 @@ class RoutingTable:
         """Pick the version for one request; sticky when ``key`` is given."""
         entry = self._entries.get(model)
         if entry is None:
+            served = sorted(self._entries)
+            known = f"Served models: {', '.join(served)}. " if served else "No model is served. "
             raise NotFound(
-                f"Model {model!r} has no production version and no active rollout. "
-                f"Set one with: mloop alias set {model} production <version>",
+                f"Model {model!r} is not served: it has no production version and no active "
+                f"rollout. {known}To serve it: mloop alias set {model} production <version>",
+                known_models=served,
             )
         ready = self._is_ready
         version = entry.candidate_version

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,8 @@ class MetadataStore:
 
     def upgrade(self) -> None:
         """Apply every pending Alembic migration (all branches); safe to call concurrently."""
+        # Alembic narrates every run at INFO; the migrations are mloop's business, not the log's.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.set_main_option("path_separator", "os")

@@ -104,3 +104,9 @@ def test_only_running_rollouts_send_traffic_to_the_candidate(phase: str) -> None
 def test_paused_rollout_keeps_its_split() -> None:
     table = RoutingTable({"churn": 3}, [rollout("canary", weight=50.0, paused=True)])
     assert {table.route("churn", f"k{i}").version for i in range(200)} == {3, 4}
+
+
+def test_an_unknown_model_is_404_naming_the_served_models() -> None:
+    with pytest.raises(NotFound, match="Served models: churn, fraud") as info:
+        RoutingTable({"churn": 3, "fraud": 1}).route("chrun", None)
+    assert info.value.details["known_models"] == ["churn", "fraud"]
