@@ -27,7 +27,7 @@ from mloop.serving._cache import LocalCache, PredictionCache, RedisCache, cache_
 from mloop.serving._metrics import ServingMetrics
 from mloop.serving._pool import ModelPool
 from mloop.serving._routing import AliasRouter, RouteDecision, TrafficRouter
-from mloop.serving._runtime import Job, run_batch, warmup_job
+from mloop.serving._runtime import Job, run_batch, uses_matrix, warmup_job
 from mloop.serving._stats import ServingStats
 
 if TYPE_CHECKING:
@@ -120,11 +120,12 @@ class Engine:
         cfg = self.settings.serving
         mv = self.registry.get(f"{name}:{version}")
         predictor = self.registry.load(mv)
+        matrix = uses_matrix(predictor)
         job = warmup_job(predictor)
         if job is not None:
             # Warm before first traffic; a version that cannot predict its own
             # contract's sample never takes a request.
-            result = run_batch(predictor, [job])[0]
+            result = run_batch(predictor, [job], matrix=matrix)[0]
             if isinstance(result, BaseException):
                 raise result
         tags = mv.tags
@@ -133,7 +134,7 @@ class Engine:
         batch_hist = self.metrics.batch_size.labels(name)
 
         def run(jobs: Sequence[Job]) -> Sequence[Predictions | BaseException]:
-            return run_batch(predictor, jobs)
+            return run_batch(predictor, jobs, matrix=matrix)
 
         batcher: Batcher[Job, Predictions] = Batcher(
             run,

@@ -4,6 +4,10 @@ Requests in a batch may come from different APIs (records, v2 columns, a v2 tens
 Requests of the same shape are joined and validated with one vectorised contract
 call; rejecting violations fail only the request they belong to (rows renumbered
 to that request), and one predict call serves every remaining row.
+
+When every contract column is numeric and the model offers ``predict_array``, the
+contract produces one float matrix and no DataFrame is built (the frame costs more
+than the validation itself for a one-row request).
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput, MloopError
-from mloop.flavors import Predictions
+from mloop.flavors import ArrayModel, Predictions
 
 if TYPE_CHECKING:
     from mloop.contracts import Schema, Violation
     from mloop.registry import Predictor
 
-__all__ = ["Job", "run_batch", "warmup_job"]
+__all__ = ["Job", "run_batch", "uses_matrix", "warmup_job"]
 
 JobKind = Literal["records", "columns", "tensor"]
 _SHOWN = 50
@@ -70,16 +74,22 @@ def _invalid(rejects: list[Violation]) -> InvalidInput:
     )
 
 
+def uses_matrix(predictor: Predictor) -> bool:
+    """True when batches go to ``predict_array`` as one float matrix (no DataFrame)."""
+    schema = predictor.schema
+    return schema is not None and schema.all_numeric and isinstance(predictor.model, ArrayModel)
+
+
 def _validate(
-    predictor: Predictor, jobs: Sequence[Job]
-) -> tuple[pd.DataFrame, list[MloopError | None]]:
-    """One frame of all rows, and per job the error that rejects it (or None)."""
+    predictor: Predictor, jobs: Sequence[Job], matrix: bool
+) -> tuple[Any, list[MloopError | None]]:
+    """One frame (or float matrix) of all rows, and per job the error that rejects it."""
     schema = predictor.schema
     data = _join(jobs, schema)
     errors: list[MloopError | None] = [None] * len(jobs)
     if schema is None:
         return pd.DataFrame(data), errors
-    frame, violations = schema.coerce(data)
+    frame, violations = schema.coerce_matrix(data) if matrix else schema.coerce(data)
     rejects = [v for v in violations if v.severity == "reject"]
     if not rejects:
         return frame, errors
@@ -97,18 +107,26 @@ def _validate(
     return frame, errors
 
 
-def run_batch(predictor: Predictor, jobs: Sequence[Job]) -> list[Predictions | BaseException]:
-    """Predict every job; each gets its own ``Predictions`` or the error that stops it."""
+def run_batch(
+    predictor: Predictor, jobs: Sequence[Job], *, matrix: bool | None = None
+) -> list[Predictions | BaseException]:
+    """Predict every job; each gets its own ``Predictions`` or the error that stops it.
+
+    ``matrix`` is :func:`uses_matrix` of the predictor (computed when not given; callers
+    on the hot path compute it once per loaded version).
+    """
+    if matrix is None:
+        matrix = uses_matrix(predictor)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, job in enumerate(jobs):
         groups.setdefault(_signature(job), []).append(i)
     results: list[Predictions | BaseException] = [None] * len(jobs)  # type: ignore[list-item]
-    frames: list[pd.DataFrame] = []
+    frames: list[Any] = []
     spans: list[tuple[int, int, int]] = []  # (job index, start row, stop row) in the joined frame
     offset = 0
     for members in groups.values():
         try:
-            frame, errors = _validate(predictor, [jobs[i] for i in members])
+            frame, errors = _validate(predictor, [jobs[i] for i in members], matrix)
         except MloopError as exc:
             for i in members:
                 results[i] = exc
@@ -125,11 +143,18 @@ def run_batch(predictor: Predictor, jobs: Sequence[Job]) -> list[Predictions | B
                 offset += n
             row += n
         if keep:
-            frames.append(frame if len(keep) == len(frame) else frame.iloc[keep])
+            if len(keep) == len(frame):
+                frames.append(frame)
+            else:
+                frames.append(frame[keep] if matrix else frame.iloc[keep])
     if not frames:
         return results
-    joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    predictions = predictor.model.predict(joined)
+    if matrix:
+        joined = frames[0] if len(frames) == 1 else np.concatenate(frames)
+        predictions = predictor.model.predict_array(joined)  # type: ignore[attr-defined]
+    else:
+        joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        predictions = predictor.model.predict(joined)
     for i, start, stop in spans:
         results[i] = (
             predictions if (start == 0 and stop == len(joined)) else predictions.take(start, stop)
