@@ -112,10 +112,11 @@ class FrameModel:
         """Predict every row of ``frame`` (columns in the contract's order)."""
         return self._run(self._prepare(frame))
 
-    def _run(self, data: Any) -> Predictions:
+    def _run(self, data: Any, estimator: Any = None) -> Predictions:
         if len(data) == 0:
             return empty(self.task, self.classes)
-        estimator = self.estimator
+        if estimator is None:
+            estimator = self.estimator
         if self.task == "regression":
             return regression(estimator.predict(data))
         probabilities = None
@@ -142,6 +143,7 @@ class EstimatorModel(FrameModel):
         labels_from_probabilities: bool = False,
         positional_classes: bool = False,
         feature_names: Sequence[str] | None = None,
+        array_estimator: Any = None,
     ) -> None:
         super().__init__(
             estimator,
@@ -152,9 +154,15 @@ class EstimatorModel(FrameModel):
             positional_classes=positional_classes,
         )
         self._feature_names = list(feature_names) if feature_names is not None else None
+        # The same fitted estimator without its recorded feature names: it predicts an
+        # array whose columns the contract already ordered, skipping the DataFrame and
+        # sklearn's per-call name checks (which cost as much as a small model's predict).
+        self._array_estimator = array_estimator
 
     def predict_array(self, array: np.ndarray) -> Predictions:
         """Predict a numeric matrix whose columns follow the contract's order."""
+        if self._array_estimator is not None:
+            return self._run(array, self._array_estimator)
         if self._inputs == "frame" and self._feature_names is not None:
             return self._run(pd.DataFrame(array, columns=self._feature_names))
         return self._run(array)

@@ -9,10 +9,14 @@ pickle/joblib files run arbitrary code when read, so they are opened only with `
 
 from __future__ import annotations
 
+import copy
 import pickle
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mloop.errors import IntegrityError, InvalidInput, MloopError
 from mloop.flavors._base import Model
@@ -32,6 +36,7 @@ __all__ = [
     "load_pickle_file",
     "load_skops_file",
     "untrusted_types",
+    "without_feature_names",
 ]
 
 TRUSTED_MODULES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections"})
@@ -53,6 +58,66 @@ def is_sklearn_estimator(model: object) -> bool:
     return isinstance(model, BaseEstimator)
 
 
+def _is_composite(estimator: Any) -> bool:
+    """True when the estimator holds other estimators (pipelines, column transformers, ...)."""
+    from sklearn.base import BaseEstimator
+
+    if getattr(estimator, "steps", None) or getattr(estimator, "transformers", None):
+        return True
+    for value in estimator.get_params(deep=False).values():
+        items = value if isinstance(value, list | tuple) else (value,)
+        for item in items:
+            parts = item if isinstance(item, tuple) else (item,)
+            if any(isinstance(p, BaseEstimator) for p in parts):
+                return True
+    return False
+
+
+def _outputs(estimator: Any, data: Any) -> list[np.ndarray]:
+    out = [np.asarray(estimator.predict(data))]
+    if hasattr(estimator, "predict_proba"):
+        out.append(np.asarray(estimator.predict_proba(data)))
+    return out
+
+
+def without_feature_names(estimator: Any) -> Any | None:
+    """A shallow copy that predicts arrays without name checks, or None when unsafe.
+
+    Only for single estimators fitted on a frame of numeric columns: their predictions do
+    not depend on the names, only on the column order (which the contract fixes). The copy
+    must give the same answers on a probe row and raise no warning, else None.
+    """
+    names = getattr(estimator, "feature_names_in_", None)
+    n = getattr(estimator, "n_features_in_", None)
+    if names is None or n is None or _is_composite(estimator):
+        return None
+    stripped = copy.copy(estimator)
+    try:
+        del stripped.feature_names_in_
+    except AttributeError:
+        return None
+    import pandas as pd
+
+    probe = np.zeros((1, int(n)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = _outputs(stripped, probe)
+            want = _outputs(estimator, pd.DataFrame(probe, columns=list(names)))
+            same = all(_same(g, w) for g, w in zip(got, want, strict=True))
+    except Exception:  # anything odd (a warning, dtype trouble): keep the frame path
+        return None
+    return stripped if same else None
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> bool:
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return False
+    if got.dtype.kind in "fc":
+        return bool(np.array_equal(got, want, equal_nan=True))
+    return bool(np.array_equal(got, want))
+
+
 def estimator_model(estimator: Any) -> EstimatorModel:
     """Wrap a fitted scikit-learn estimator as a ``Model``."""
     names = getattr(estimator, "feature_names_in_", None)
@@ -66,6 +131,7 @@ def estimator_model(estimator: Any) -> EstimatorModel:
         inputs="frame" if names is not None else "array",
         labels_from_probabilities=labels_follow_probabilities(estimator),
         feature_names=None if names is None else [str(n) for n in names],
+        array_estimator=None if names is None else without_feature_names(estimator),
     )
 
 
