@@ -440,6 +440,16 @@ def run_wrk(url: str, script: Path, concurrency: int, duration: float) -> dict[s
     }
 
 
+def run_raw(url: str, kind: str, concurrency: int, duration: float) -> dict[str, float]:
+    """The raw asyncio client (passes the Little's-law check), in its own process."""
+    if kind not in ("records", "v2"):
+        raise ValueError(f"the raw client sends records or v2 bodies, not {kind}")
+    cmd = [_py("project"), str(Path(__file__).parent / "rawclient.py"), url]
+    cmd += ["-c", str(concurrency), "-d", str(duration)] + (["--v2"] if kind == "v2" else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -477,7 +487,12 @@ print(json.dumps(res))
 
 
 def bench_peer(
-    peer: Peer, work: Path, models: dict[bool, Path], concurrencies: list[int], duration: float
+    peer: Peer,
+    work: Path,
+    models: dict[bool, Path],
+    concurrencies: list[int],
+    duration: float,
+    client: str = "wrk",
 ) -> dict[str, object]:
     if peer.venv != "project" and not (BENCH / peer.venv / ".ok").exists():
         return {"skipped": f"venv {BENCH / peer.venv} missing or failed to install"}
@@ -511,7 +526,10 @@ def bench_peer(
             return {"skipped": f"requests failed during warm-up ({probe['errors']} errors)"}
         results: dict[str, object] = {}
         for c in concurrencies:
-            results[str(c)] = run_wrk(base, script, c, duration)
+            if client == "raw" and peer.kind in ("records", "v2"):
+                results[str(c)] = run_raw(base + peer.path, peer.kind, c, duration)
+            else:
+                results[str(c)] = run_wrk(base, script, c, duration)
             print(f"  {peer.name:9s} c={c:3d} {results[str(c)]}", flush=True)
         return results
     finally:
@@ -596,11 +614,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--zipf-only", action="store_true")
     parser.add_argument("--no-zipf", action="store_true")
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "raw"),
+        default="wrk",
+        help="raw: rawclient.py (passes Little's law) for records/v2 peers; wrk for the rest.",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     work = Path(tempfile.mkdtemp(prefix="mloop-bench-"))
-    report: dict[str, object] = {"load_before": os.getloadavg()}
+    report: dict[str, object] = {
+        "load_before": os.getloadavg(),
+        "client": args.client,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     if not args.zipf_only:
         models = {}
         for named in (False, True):
@@ -615,9 +643,11 @@ def main() -> None:
         print("in-process:", report["in_process"], flush=True)
         peers: dict[str, object] = {}
         for name in args.peers.split(","):
-            print(f"== {name}", flush=True)
+            print(f"== {name} (load {os.getloadavg()[0]:.2f})", flush=True)
             try:
-                peers[name] = bench_peer(PEERS[name], work, models, concurrencies, args.duration)
+                peers[name] = bench_peer(
+                    PEERS[name], work, models, concurrencies, args.duration, args.client
+                )
             except Exception as exc:  # one broken peer must not end the run
                 peers[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:300]}
             if "skipped" in peers[name]:  # type: ignore[operator]
