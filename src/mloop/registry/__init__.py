@@ -3,6 +3,14 @@
 from mloop.registry._model_version import ModelVersion, RegisteredModel
 from mloop.registry._predictor import Predictor
 from mloop.registry._refs import ModelRef, parse_ref
-from mloop.registry._registry import Registry
+from mloop.registry._registry import Registry, current_actor
 
-__all__ = ["ModelRef", "ModelVersion", "Predictor", "RegisteredModel", "Registry", "parse_ref"]
+__all__ = [
+    "ModelRef",
+    "ModelVersion",
+    "Predictor",
+    "RegisteredModel",
+    "Registry",
+    "current_actor",
+    "parse_ref",
+]

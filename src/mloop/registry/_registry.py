@@ -23,12 +23,13 @@ from mloop.registry._predictor import Predictor
 from mloop.registry._refs import parse_ref, validate_name
 from mloop.store import ArtifactStore, MetadataStore, aliases, audit_events, model_versions, models
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "current_actor"]
 
 _PROFILE_SAMPLE_ROWS = 100_000
 
 
-def _actor(actor: str | None) -> str:
+def current_actor(actor: str | None = None) -> str:
+    """``actor`` if given, else the OS user name: who the audit trail records."""
     if actor:
         return actor
     try:
@@ -126,7 +127,7 @@ class Registry:
             profile = build_profile(frame, schema, predictions=predictions, target=ref_target)
 
         now = self.clock.now()
-        who = _actor(actor)
+        who = current_actor(actor)
         row = {
             "model_name": name,
             "flavor": chosen.name,
@@ -179,7 +180,7 @@ class Registry:
         """Point ``name@alias`` at ``version`` atomically; return the previous version."""
         validate_name(alias, "alias")
         with self.store.write() as conn:
-            return self.set_alias_in(conn, name, alias, version, _actor(actor), reason)
+            return self.set_alias_in(conn, name, alias, version, current_actor(actor), reason)
 
     def set_alias_in(
         self, conn: Connection, name: str, alias: str, version: int, who: str, reason: str
@@ -222,7 +223,7 @@ class Registry:
                 aliases.delete().where(aliases.c.model_name == name, aliases.c.alias == alias)
             )
             details = {"alias": alias, "from": previous, "to": None}
-            self._audit(conn, _actor(actor), "alias.remove", name, details)
+            self._audit(conn, current_actor(actor), "alias.remove", name, details)
             return int(previous)
 
     def delete_version(self, name: str, version: int, *, actor: str | None = None) -> None:
@@ -251,14 +252,14 @@ class Registry:
                     model_versions.c.model_name == name, model_versions.c.version == version
                 )
             )
-            self._audit(conn, _actor(actor), "version.delete", name, {"version": version})
+            self._audit(conn, current_actor(actor), "version.delete", name, {"version": version})
 
     def record_event(
         self, subject: str, action: str, details: Mapping[str, Any], *, actor: str | None = None
     ) -> None:
         """Append an audit event (used by rollouts, pipelines and operators)."""
         with self.store.write() as conn:
-            self._audit(conn, _actor(actor), action, subject, dict(details))
+            self._audit(conn, current_actor(actor), action, subject, dict(details))
 
     def _audit(
         self, conn: Connection, who: str, action: str, subject: str, details: dict[str, Any]

@@ -8,29 +8,19 @@ alias moved while the rollout says otherwise.
 
 from __future__ import annotations
 
-import getpass
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from mloop._clock import Clock, SystemClock
 from mloop.errors import Conflict, InvalidInput, NotFound
-from mloop.registry import Registry, parse_ref
+from mloop.registry import Registry, current_actor, parse_ref
 from mloop.rollout._decide import apply_command
 from mloop.rollout._policy import Policy, policy_from_dict
 from mloop.rollout._state import Decision, RolloutState
 from mloop.rollout._store import RolloutStore
 
 __all__ = ["Rollouts"]
-
-
-def _who(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 class Rollouts:
@@ -84,7 +74,7 @@ class Rollouts:
             )
         if stable == parsed.version:
             raise Conflict(f"{parsed.name}:{parsed.version} is already the production version.")
-        who = _who(actor)
+        who = current_actor(actor)
         now = self.clock.now()
         state = RolloutState(
             id=uuid.uuid4().hex,
@@ -136,7 +126,7 @@ class Rollouts:
     ) -> RolloutState:
         """Apply ``promote``, ``rollback``, ``pause`` or ``resume`` to the active rollout."""
         state, _ = self.active(model)
-        who = _who(actor)
+        who = current_actor(actor)
         decision = apply_command(state, command, self.clock.now(), reason or f"{command} by {who}")
         return self.apply(state, decision, actor=who)
 
