@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +128,21 @@ class DurableLog:
             )
 
     def _write_now(self, record: Mapping[str, Any], key: str | None) -> int:
-        payload = self._encode(record)
+        return self._write_many([record], [key])
+
+    def _write_many(self, records: Sequence[Mapping[str, Any]], keys: Sequence[str | None]) -> int:
+        """Write-through of several records with one ``write`` call (one syscall, not one each)."""
+        encoded = [self._encode(r) for r in records]
+        payloads = [p for p in encoded if p is not None]
         with self._io_lock:
             with self._cond:
                 self._check_open()
-                self._submitted += 1
+                first = self._submitted + 1
+                self._submitted += len(records)
                 seq = self._submitted
             try:
-                if payload is not None:
-                    self.spool.write([payload])
+                if payloads:
+                    self.spool.write(payloads)
             except OSError as exc:
                 with self._cond:
                     self._error = exc
@@ -146,9 +152,10 @@ class DurableLog:
                 ) from exc
             with self._cond:
                 self._written = seq
-                if key is not None:
-                    self._pending_ids[key] = seq
-                    self._pending_order.append((seq, key))
+                for at, key in enumerate(keys, first):
+                    if key is not None:
+                        self._pending_ids[key] = at
+                        self._pending_order.append((at, key))
                 self._cond.notify_all()
         return seq
 
@@ -362,3 +369,27 @@ class PredictionLog(DurableLog):
             return False
         self._append(record, request_id)
         return True
+
+    def submit_many(self, records: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """``submit`` for several records at once: with write-through, one write for all."""
+        if not self.write_through:
+            return [self.submit(r) for r in records]
+        kept: list[Mapping[str, Any]] = []
+        keys: list[str | None] = []
+        out: list[bool] = []
+        for record in records:
+            missing = [k for k in _REQUIRED if k not in record]
+            if missing:
+                raise InvalidInput(
+                    f"Prediction record lacks {missing}; expected keys request_id, ts, model, "
+                    "version, inputs, outputs, latency_ms, entity_keys."
+                )
+            request_id = str(record["request_id"])
+            keep = sampled(request_id, self.sample_rate)
+            out.append(keep)
+            if keep:
+                kept.append(record)
+                keys.append(request_id)
+        if kept:
+            self._write_many(kept, keys)
+        return out

@@ -27,7 +27,12 @@ __all__ = ["Outcome", "PredictionSink", "ServingContext"]
 
 
 class PredictionSink(Protocol):
-    """Where serving hands one record per request after answering (monitoring's log)."""
+    """Where serving hands one record per request after answering (monitoring's log).
+
+    A sink may also offer ``submit_many(records)``; serving then hands it every record
+    of requests that finish in the same event-loop iteration at once (one spool write
+    for a whole micro-batch instead of one per request).
+    """
 
     def submit(self, record: Mapping[str, Any]) -> None:
         """Queue ``record``; must not block and must be thread-safe."""
@@ -65,6 +70,10 @@ class ServingContext:
     sink: PredictionSink | None = None
     entity_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Records of requests resuming in the current loop iteration, written together.
+    _log_group: list[tuple[Mapping[str, Any], asyncio.Future[None]]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @property
     def _ack_durable(self) -> bool:
@@ -169,15 +178,43 @@ class ServingContext:
             keys = [
                 None if r.get(self.entity_key) is None else str(r[self.entity_key]) for r in inputs
             ]
-        self.sink.submit(
-            {
-                "request_id": rid,
-                "ts": time.time(),
-                "model": name,
-                "version": version,
-                "inputs": inputs,
-                "outputs": predictions.to_records(),
-                "latency_ms": seconds * 1000,
-                "entity_keys": keys,
-            }
-        )
+        record = {
+            "request_id": rid,
+            "ts": time.time(),
+            "model": name,
+            "version": version,
+            "inputs": inputs,
+            "outputs": predictions.to_records(),
+            "latency_ms": seconds * 1000,
+            "entity_keys": keys,
+        }
+        submit_many = getattr(self.sink, "submit_many", None)
+        if submit_many is None:
+            self.sink.submit(record)
+            return
+        if self._log_group is None:
+            # First record of this loop iteration: write it now (a lone request pays no
+            # extra wait), and gather the requests of the same micro-batch that resume
+            # in this iteration into one write on the next one.
+            self.sink.submit(record)
+            self._log_group = []
+            asyncio.get_running_loop().call_soon(self._write_group, submit_many)
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._log_group.append((record, done))
+        await done
+
+    def _write_group(self, submit_many: Any) -> None:
+        group, self._log_group = self._log_group or [], None
+        if not group:
+            return
+        try:
+            submit_many([record for record, _ in group])
+        except Exception as exc:  # every request of the group fails as its own write would
+            for _, done in group:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for _, done in group:
+            if not done.done():
+                done.set_result(None)
