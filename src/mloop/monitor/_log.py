@@ -151,12 +151,16 @@ class DurableLog:
                     f"The {self.stream} log cannot write to {self.spool.directory}: {exc}."
                 ) from exc
             with self._cond:
+                # Wake the syncer only when it sleeps for lack of frames; while it lingers
+                # it wakes by itself, and waking it per request costs a GIL hand-off each.
+                idle = self._written <= self._durable
                 self._written = seq
                 for at, key in enumerate(keys, first):
                     if key is not None:
                         self._pending_ids[key] = at
                         self._pending_order.append((at, key))
-                self._cond.notify_all()
+                if idle:
+                    self._cond.notify_all()
         return seq
 
     def flush(self, timeout: float | None = 30.0) -> None:
