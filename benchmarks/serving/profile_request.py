@@ -87,17 +87,22 @@ async def _call(app: Any, body: bytes) -> int:
     return status
 
 
-async def _drive(app: Any, bodies: list[bytes], n: int, concurrency: int) -> tuple[float, float]:
-    """Wall and CPU (all threads of this process) seconds per request."""
+async def _drive(
+    app: Any, bodies: list[bytes], n: int, concurrency: int, gap_s: float = 0.0
+) -> tuple[float, float]:
+    """Wall (minus idle gaps) and CPU (all threads of this process) seconds per request."""
 
     async def one(k: int) -> None:
         for i in range(k, n, concurrency):
             status = await _call(app, bodies[i % len(bodies)])
             assert status == 200, status
+            if gap_s:
+                time.sleep(gap_s)  # an idle client: threads and vCPUs go to sleep meanwhile
 
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(k) for k in range(concurrency)))
-    return (time.perf_counter() - started) / n, (time.process_time() - cpu) / n
+    idle = gap_s * n / concurrency
+    return (time.perf_counter() - started - idle) / n, (time.process_time() - cpu) / n
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -125,7 +130,7 @@ async def _main(args: argparse.Namespace) -> None:
     bare = (time.process_time() - cpu) / 2000
     async with app.router.lifespan_context(app):
         await _drive(app, bodies, 500, args.concurrency)  # warm
-        wall, per = await _drive(app, bodies, args.n, args.concurrency)
+        wall, per = await _drive(app, bodies, args.n, args.concurrency, args.gap_ms / 1000)
         print(
             f"c={args.concurrency}: CPU {per * 1e6:.0f} us/request (wall {wall * 1e6:.0f} us); "
             f"bare predict_proba CPU {bare * 1e6:.0f} us; framework {(per - bare) * 1e6:.0f} us"
@@ -145,6 +150,7 @@ def main() -> None:
     parser.add_argument("--predict-threads", type=int, default=2)
     parser.add_argument("--frame", action="store_true", help="Fit the model on a DataFrame.")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="Idle time between requests.")
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--filter", default="", help="Only functions whose path matches.")
     args = parser.parse_args()
