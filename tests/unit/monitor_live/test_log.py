@@ -244,3 +244,18 @@ def test_a_compaction_pass_stops_at_the_end_it_saw_when_it_began(settings: Setti
     assert compact_stream(store, settings.home / "spool", "predictions") == len(appended)
     log.close()
     assert len(store.predictions("churn", 0, 4e9)) == 3 + len(appended)
+
+
+def test_submit_many_writes_every_kept_record_before_returning(settings: Settings) -> None:
+    from mloop.monitor._spool import list_segments, read_frames, segment_path
+
+    half = replace(settings, monitor=replace(settings.monitor, sample_rate=0.5))
+    log = PredictionLog(half)
+    kept = log.submit_many([record(i) for i in range(40)])
+    folder = log.spool.directory
+    frames = list(read_frames(segment_path(folder, list_segments(folder)[-1])))
+    assert 0 < sum(kept) < 40 and len(frames) == sum(kept)
+    written = {f[1].split(b'"request_id":"')[1].split(b'"')[0].decode() for f in frames}
+    assert written == {f"req-{i}" for i, k in enumerate(kept) if k}
+    log.wait_durable(f"req-{kept.index(True)}", timeout=10)
+    log.close()
