@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from mloop._duration import parse_duration as _parse
 from mloop.errors import ConfigurationError
 
 __all__ = [
@@ -37,21 +38,11 @@ _METRIC = re.compile(
     r"^(drift_share|prediction_drift|missing_rate|out_of_contract_rate|rows|"
     r"feature_drift:.+|(estimated_)?[a-z0-9_]+)$"
 )
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
 def parse_duration(value: str | float | int, what: str = "duration") -> float:
-    """Seconds in ``"90s"``, ``"15m"``, ``"1h"``, ``"7d"`` or a plain number of seconds."""
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = str(value).strip().lower()
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", text)
-        if not match:
-            raise ConfigurationError(
-                f"{what} {value!r} is not a duration; write e.g. 90s, 15m, 1h or 7d."
-            )
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    """A positive duration from mloop.toml (``"90s"``, ``"15m"``, ``"1h"``, ``"7d"``, seconds)."""
+    seconds = _parse(value, what, error=ConfigurationError)
     if seconds <= 0:
         raise ConfigurationError(f"{what} {value!r} must be positive.")
     return seconds

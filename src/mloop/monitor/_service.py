@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mloop._clock import Clock, SystemClock
+from mloop._duration import parse_duration
 from mloop.config import Settings
 from mloop.errors import InvalidInput
-from mloop.monitor._alerts import parse_duration
 from mloop.monitor._compact import BackgroundCompactor, compact_stream
 from mloop.monitor._feedback import FeedbackLog, FeedbackResult, join_feedback
 from mloop.monitor._log import PredictionLog
@@ -45,10 +45,11 @@ def parse_since(value: str | float | int | dt.datetime | None, now: float, defau
     if isinstance(value, int | float):
         return float(value)
     text = str(value).strip()
-    try:
-        return now - parse_duration(text, "since")
-    except Exception:
-        pass
+    if text[-1:].isalpha():  # "24h" means 24 hours ago; a bare number is an epoch time
+        try:
+            return now - parse_duration(text, "since")
+        except InvalidInput:
+            pass  # maybe an ISO date ending in a letter, e.g. "…Z"
     try:
         return float(text)
     except ValueError:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from mloop._duration import parse_duration
 from mloop.errors import InvalidInput, NotFound
 from mloop.pipelines._gate import GateConfig
 from mloop.pipelines._triggers import TriggerConfig
@@ -25,22 +26,10 @@ __all__ = [
     "pipeline_from_table",
 ]
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-
 
 def parse_seconds(value: str | float) -> float:
     """Seconds from ``30``, ``"45s"``, ``"10m"``, ``"6h"``, ``"30d"`` or ``"2w"``."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = value.strip().lower()
-    try:
-        if text and text[-1] in _UNITS:
-            return float(text[:-1]) * _UNITS[text[-1]]
-        return float(text)
-    except ValueError:
-        raise InvalidInput(
-            f"Duration {value!r} is not understood; write e.g. 30d, 6h or 90s."
-        ) from None
+    return parse_duration(value)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from mloop._duration import parse_duration
 from mloop.errors import InvalidInput
 
 __all__ = [
@@ -46,20 +47,6 @@ GUARD_METRICS: Mapping[str, str] = {
 }
 
 _GUARD_RE = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(text: str | float) -> float:
-    """Seconds from ``"10m"``, ``"30s"``, ``"2h"``, ``"500ms"`` or a plain number of seconds."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    match = _DURATION_RE.match(text)
-    if match is None:
-        raise InvalidInput(
-            f"Duration {text!r} is not understood; write a number with a unit, e.g. 30s, 10m, 2h."
-        )
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 @dataclass(frozen=True)

@@ -130,3 +130,26 @@ def test_router_for_applies_auth_dependencies_per_group(world: World) -> None:
     client = TestClient(app)
     assert client.post("/feedback", json={"request_id": "r", "label": 1}).status_code == 403
     assert client.get("/models/churn/monitor/status").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "params", [{"window": "fortnight"}, {"since": "soonish"}, {"since": "1h", "until": "2h"}]
+)
+def test_a_bad_time_range_is_a_422_not_a_server_error(
+    client: TestClient, params: dict[str, str]
+) -> None:
+    answer = client.get("/models/churn/monitor/status", params=params)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["type"] == "user_fixable"
+
+
+def test_since_accepts_an_epoch_time_as_well_as_a_duration(
+    client: TestClient, request_ids: list[str]
+) -> None:
+    import time
+
+    by_epoch = client.get(
+        "/models/churn/monitor/status", params={"since": str(int(time.time()) - 3600)}
+    )
+    by_duration = client.get("/models/churn/monitor/status", params={"since": "1h"})
+    assert by_epoch.status_code == by_duration.status_code == 200
