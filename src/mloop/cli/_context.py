@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from mloop.config import Settings
 if TYPE_CHECKING:
     from mloop.registry import Registry
 
-__all__ = ["CliState", "state"]
+__all__ = ["CliState", "state", "when"]
 
 
 @dataclass
@@ -37,3 +38,8 @@ def state(ctx: typer.Context) -> CliState:
     obj = ctx.find_root().obj
     assert isinstance(obj, CliState)
     return obj
+
+
+def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A timestamp in local time for tables (``-`` when unknown)."""
+    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime(fmt)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mloop.cli._context import state
+from mloop.cli._context import state, when
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,10 +24,6 @@ models_app = typer.Typer(help="List, inspect and delete registered models.", no_
 alias_app = typer.Typer(
     help="Move, remove and audit aliases such as 'production'.", no_args_is_help=True
 )
-
-
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _metrics(metrics: dict[str, float]) -> str:
@@ -55,7 +50,7 @@ def list_models(
     table = Table("model", "latest", "aliases", "created")
     for m in found:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))
-        table.add_row(m.name, str(m.latest_version or "-"), aliases, _when(m.created_at))
+        table.add_row(m.name, str(m.latest_version or "-"), aliases, when(m.created_at))
     console.print(table)
 
 
@@ -78,7 +73,7 @@ def show_model(
             v.flavor,
             v.task,
             _metrics(dict(v.metrics)),
-            _when(v.created_at),
+            when(v.created_at),
             v.created_by,
         )
     console.print(table)
@@ -143,7 +138,7 @@ def alias_history(
     table = Table("when", "actor", "action", "details", title=f"history of {name}")
     for event in state(ctx).registry.history(name):
         table.add_row(
-            _when(event["at"]), event["actor"], event["action"], json.dumps(event["details"])
+            when(event["at"]), event["actor"], event["action"], json.dumps(event["details"])
         )
     console.print(table)
 

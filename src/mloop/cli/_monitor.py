@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.cli._context import state
+from mloop.cli._context import state, when
 from mloop.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -46,12 +46,6 @@ def _fmt(value: float | None, pct: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.1%}" if pct else f"{value:.3g}"
-
-
-def _when(ts: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts).strftime("%m-%d %H:%M")
 
 
 @monitor_app.command("status")
@@ -105,7 +99,7 @@ def status(
             and w.prediction_drift.columns[0].drifted
         )
         table.add_row(
-            _when(w.start),
+            when(w.start, "%m-%d %H:%M"),
             str(w.rows),
             _fmt(w.drift_share, pct=True),
             f"[red]{drifted}[/red]" if drifted else "",

@@ -9,7 +9,6 @@ The lead wires them in ``_main.py``::
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.cli._context import state
+from mloop.cli._context import state, when
 from mloop.config import Settings
 from mloop.errors import InvalidInput, NotFound
 
@@ -34,10 +33,6 @@ pipelines_app = typer.Typer(help="Declare and list retraining pipelines.", no_ar
 runs_app = typer.Typer(
     help="Inspect pipeline runs: steps, reports, datasets.", no_args_is_help=True
 )
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _importable_cwd() -> None:
@@ -156,7 +151,7 @@ def list_runs(
     table = Table("run", "pipeline", "status", "trigger", "created", "dataset", "version", "error")
     for r in runs:
         table.add_row(
-            r.id, r.pipeline, r.status, str(r.trigger.get("kind", "")), _when(r.created_at),
+            r.id, r.pipeline, r.status, str(r.trigger.get("kind", "")), when(r.created_at),
             (r.dataset or "-")[:12], str(r.model_version or "-"), (r.error or "")[:60],
         )  # fmt: skip
     console.print(table)
@@ -171,7 +166,7 @@ def print_run(run: Run, out: Console | None = None) -> None:
         f"[bold]Run {run.id}[/bold] of pipeline {run.pipeline} (model {run.model}): {run.status}"
     )
     out.print(
-        f"  trigger: {run.trigger.get('kind')} {run.trigger.get('key') or ''}  created {_when(run.created_at)}"
+        f"  trigger: {run.trigger.get('kind')} {run.trigger.get('key') or ''}  created {when(run.created_at)}"
     )
     if run.dataset:
         out.print(f"  dataset: sha256:{run.dataset}")

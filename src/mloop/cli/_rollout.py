@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.cli._context import state
+from mloop.cli._context import state, when
 from mloop.errors import InvalidInput
 
 __all__ = ["deploy", "rollout_app"]
@@ -30,10 +29,6 @@ class StrategyName(StrEnum):
     canary = "canary"
     ab = "ab"
     blue_green = "blue-green"
-
-
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _steps(text: str) -> tuple[float, ...]:
@@ -154,8 +149,8 @@ def status(
     table.add_row("stable → candidate", f"{current.stable} → {current.candidate}")
     table.add_row("candidate traffic", f"{current.weight:g}%")
     table.add_row("guards", ", ".join(str(g) for g in policy.guards) or "-")
-    table.add_row("started", _when(current.started_at))
-    table.add_row("updated", _when(current.updated_at))
+    table.add_row("started", when(current.started_at))
+    table.add_row("updated", when(current.updated_at))
     table.add_row("reason", current.reason)
     if current.verdict:
         v = current.verdict
@@ -224,7 +219,7 @@ def history(
         metrics = (e["observations"] or {}).get("metrics", {})
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if v is not None)
         table.add_row(
-            _when(e["at"]),
+            when(e["at"]),
             str(e["candidate"]),
             e["action"],
             f"{e['from']}→{e['to']}",
