@@ -311,24 +311,34 @@ class ParquetLogStore:
         self, request_ids: set[str], entity_keys: set[str], since: float, until: float
     ) -> tuple[set[str], set[str]]:
         base = self.home / "predictions"
-        files = [
-            f
-            for m in base.glob("model=*")
-            for folder in _day_folders(m, since, until)
-            for f in folder.glob("part-*")
-        ]
+        # Labels mostly follow recent predictions: read the newest parts first and stop as
+        # soon as everything asked for is found, instead of scanning the whole lookback.
+        files = sorted(
+            (
+                f
+                for m in base.glob("model=*")
+                for folder in _day_folders(m, since, until)
+                for f in folder.glob("part-*")
+            ),
+            key=lambda f: f.stat().st_mtime,
+            reverse=True,
+        )
         wanted = {
-            "request_id": pa.array(sorted(request_ids), pa.string()),
-            "entity_key": pa.array(sorted(entity_keys), pa.string()),
+            column: pa.array(sorted(values), pa.string())
+            for column, values in (("request_id", request_ids), ("entity_key", entity_keys))
+            if values
         }
         found: dict[str, set[str]] = {"request_id": set(), "entity_key": set()}
         for f in files:
-            table = pq.read_table(f, columns=["request_id", "entity_key"])
-            for column, values in wanted.items():
-                if len(values) and len(found[column]) < len(values):
-                    col = table.column(column)
-                    hits = col.filter(pc.is_in(col, value_set=values))
-                    found[column].update(hits.to_pylist())
+            missing = [c for c, values in wanted.items() if len(found[c]) < len(values)]
+            if not missing:
+                break
+            table = pq.read_table(f, columns=missing)
+            for column in missing:
+                col = table.column(column)
+                found[column].update(
+                    col.filter(pc.is_in(col, value_set=wanted[column])).to_pylist()
+                )
         return found["request_id"], found["entity_key"]
 
     def prune(self, before: float) -> int:
