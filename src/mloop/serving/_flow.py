@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import numpy as np
-from starlette.background import BackgroundTask
 
 from mloop.auth import Principal, Scope
 from mloop.config import Settings
@@ -47,7 +46,6 @@ class Outcome:
     version: ModelVersion
     arm: str
     cached: bool
-    background: BackgroundTask | None
 
 
 def _inputs(job: Job) -> list[dict[str, Any]]:
@@ -142,7 +140,6 @@ class ServingContext:
         engine.stats.observe(name, decision.version, seconds * 1000)
         if decision.shadow:
             engine.shadow(name, decision, job, predictions)
-        background = None
         if self.sink is not None:
             # Log before answering: an answered prediction's record is already written
             # (write-through spool) when the client sees it, so killing the process loses
@@ -151,7 +148,7 @@ class ServingContext:
             await self._log(rid, name, decision.version, job, predictions, seconds)
             if self._ack_durable:
                 await self.sink.durable([rid])  # type: ignore[attr-defined]
-        return Outcome(predictions, mv, decision.arm, cached, background)
+        return Outcome(predictions, mv, decision.arm, cached)
 
     def _sticky_key(self, job: Job, headers: Mapping[str, str]) -> str | None:
         key = headers.get("x-mloop-key")

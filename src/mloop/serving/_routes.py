@@ -96,7 +96,6 @@ def records_router(ctx: ServingContext) -> APIRouter:
             _body(ctx, name, outcome, rid),
             media_type="application/json",
             headers={"x-mloop-version": str(outcome.version.version), "x-mloop-arm": outcome.arm},
-            background=outcome.background,
         )
 
     @router.post(
@@ -194,8 +193,6 @@ async def _stream_one(ctx: ServingContext, name: str, text: str, websocket: WebS
             message_id = data.get("id")
         job = parse_records(orjson.dumps(data))
         outcome = await ctx.predict(name, job, websocket.headers, state, api="websocket")
-        if outcome.background is not None:
-            await outcome.background()
         body: dict[str, Any] = {
             "predictions": outcome.predictions.to_records(),
             "model": name,

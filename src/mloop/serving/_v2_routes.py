@@ -115,9 +115,7 @@ def v2_router(ctx: ServingContext) -> APIRouter:
         if json_len is not None:
             out_headers[HEADER] = str(json_len)
             media = "application/octet-stream"
-        return Response(
-            content, media_type=media, headers=out_headers, background=outcome.background
-        )
+        return Response(content, media_type=media, headers=out_headers)
 
     @router.post("/models/{name}/infer", openapi_extra=_INFER_DOC, summary="Infer")
     async def infer(name: str, request: Request) -> Response:
