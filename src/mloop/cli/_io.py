@@ -41,8 +41,10 @@ def count_rows(path: Path) -> int | None:
     return max(0, lines - 1) if fmt == "csv" else lines
 
 
-def read_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    """Yield ``path`` as frames of at most ``rows`` rows."""
+def read_chunks(
+    path: Path, rows: int, dtype: dict[str, type] | None = None
+) -> Iterator[pd.DataFrame]:
+    """Yield ``path`` as frames of at most ``rows`` rows (``dtype`` pins CSV columns)."""
     if not path.is_file():
         raise InvalidInput(f"Input file {path} does not exist.")
     fmt = _format(path)
@@ -51,7 +53,7 @@ def read_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
                 yield batch.to_pandas()
         elif fmt == "csv":
-            yield from pd.read_csv(path, chunksize=rows)
+            yield from pd.read_csv(path, chunksize=rows, dtype=dtype)
         else:
             yield from pd.read_json(path, lines=True, chunksize=rows)
     except (ValueError, pd.errors.ParserError, pa.ArrowInvalid) as exc:

@@ -8,7 +8,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -201,18 +200,10 @@ def prune(
 
 
 def _read_labels(path: Path, rows: int) -> Any:
-    if path.suffix.lower() == ".csv":
-        if not path.is_file():
-            raise InvalidInput(f"Input file {path} does not exist.")
-        dtypes = {"request_id": str, "entity_key": str}
-        try:
-            yield from pd.read_csv(path, chunksize=rows, dtype=dtypes)
-        except (ValueError, pd.errors.ParserError) as exc:
-            raise InvalidInput(f"Could not read {path} as CSV: {exc}") from exc
-        return
     from mloop.cli._io import read_chunks
 
-    yield from read_chunks(path, rows)
+    # Ids stay text even when they look like numbers.
+    yield from read_chunks(path, rows, dtype={"request_id": str, "entity_key": str})
 
 
 @feedback_app.command("import")
