@@ -23,7 +23,9 @@ __all__ = ["feedback_router", "router_for", "serving_routers", "status_router"]
 
 
 def _error(exc: MloopError, request: Request) -> JSONResponse:
-    request_id = request.headers.get("x-request-id")
+    # The id the serving app assigned (scope state), else the caller's own header.
+    state = request.scope.get("state") or {}
+    request_id = state.get("request_id") or request.headers.get("x-request-id")
     return JSONResponse(exc.to_dict(request_id), status_code=exc.status_code, headers=exc.headers())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 import typer
 from fastapi import FastAPI
@@ -153,3 +154,14 @@ def test_since_accepts_an_epoch_time_as_well_as_a_duration(
     )
     by_duration = client.get("/models/churn/monitor/status", params={"since": "1h"})
     assert by_epoch.status_code == by_duration.status_code == 200
+
+
+def test_errors_of_monitor_routes_carry_the_servers_request_id(tmp_path: Path) -> None:
+    from mloop.config import load_settings
+    from mloop.serving import run_in_background
+
+    settings = load_settings(env={}, home=tmp_path / "home")
+    with run_in_background(settings, auth=False) as server:
+        answer = httpx.get(f"{server.url}/models/churn/monitor/status", params={"window": "x"})
+    assert answer.status_code == 422
+    assert answer.json()["error"]["request_id"] == answer.headers["x-request-id"]
