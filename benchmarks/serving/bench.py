@@ -4,9 +4,10 @@ Same model everywhere (HistGradientBoostingClassifier, 20 numeric features, trai
 each peer's own venv from the same generated data), OpenMP/BLAS pinned to one thread in
 every server, access logs off everywhere, mloop's prediction cache off (request bodies
 repeat). Each peer lives in its own venv under /root/.cache/mloop-bench/<peer>
-(created by ``install_peers.sh``); a peer whose venv is missing or fails to start is
-skipped and reported as such.
+(created by ``--setup``); a peer whose venv is missing or fails to start is skipped
+and reported as such. wrk comes from Debian (``apt-get install wrk``).
 
+    .venv/bin/python benchmarks/serving/bench.py --setup         # create the peer venvs first
     .venv/bin/python benchmarks/serving/bench.py                 # every peer
     .venv/bin/python benchmarks/serving/bench.py --peers mloop,fastapi --duration 5
     .venv/bin/python benchmarks/serving/bench.py --zipf-only     # the 1,000-model scenario
@@ -125,7 +126,7 @@ if __name__ == "__main__":
         reg.register(model, "hgb", training_data=frame, target=y, alias="production")
     s = replace(s, serving=replace(s.serving, port=port, workers=workers, cache_size=0,
                 access_log=access, pool_max_models=int(sys.argv[6]),
-                predict_threads=int(sys.argv[7])))
+                predict_threads=int(sys.argv[7]), lone_inline_rows=int(sys.argv[8])))
     serve(s)
 """
 
@@ -223,7 +224,7 @@ def _write(work: Path, name: str, text: str) -> Path:
 
 
 def _mloop(
-    workers: int, threads: int, access: bool = False
+    workers: int, threads: int, access: bool = False, lone_rows: int = 16
 ) -> Callable[[Path, int, Path], list[str]]:
     def start(work: Path, port: int, model: Path) -> list[str]:
         app = _write(work, "mloop_app.py", MLOOP_APP)
@@ -238,6 +239,7 @@ def _mloop(
             str(model),
             "100",
             str(threads),
+            str(lone_rows),
         ]
 
     return start
@@ -344,6 +346,10 @@ PEERS = {
     "mloop-inline": Peer(
         "mloop-inline", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(2, 0)
     ),
+    # Every batch through the predict thread, lone requests included (before lone_inline_rows).
+    "mloop-thread": Peer(
+        "mloop-thread", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(2, 2, lone_rows=0)
+    ),
     "mloop-1w": Peer("mloop-1w", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(1, 2)),
     "mloop-log": Peer(
         "mloop-log", "project", _MLOOP_PATH, "records", _MLOOP_READY, _mloop(2, 2, access=True)
@@ -356,6 +362,47 @@ PEERS = {
     "mlflow": Peer("mlflow", "mlflow", "/invocations", "mlflow", "/ping", _mlflow, True),
     "ray": Peer("ray", "ray", "/predict", "records", "/-/healthz", _ray),
 }
+
+
+def _sklearn_pin() -> str:
+    """The project's scikit-learn version, so every peer predicts with the same library."""
+    out = subprocess.run(
+        [_py("project"), "-c", "import sklearn; print(sklearn.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return f"scikit-learn=={out.stdout.strip()}"
+
+
+# What each peer's venv holds (the versions measured in RESULTS.md).
+PEER_PACKAGES = {
+    "fastapi": ["fastapi", "uvicorn[standard]", "orjson", "joblib", "pandas", "threadpoolctl"],
+    # MLServer 1.7.1's inference worker crashes on start with uvloop 0.22.
+    "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.21", "joblib"],
+    "bentoml": ["bentoml", "joblib", "pandas"],
+    "mlflow": ["mlflow", "joblib", "pandas"],
+    "ray": ["ray[serve]", "joblib", "pandas"],
+}
+
+
+def setup_peers(names: list[str]) -> None:
+    """Create each named peer's venv under BENCH (never the project's) with uv."""
+    uv = ROOT / ".venv" / "bin" / "uv"
+    pin = _sklearn_pin()
+    for name in names:
+        venv = PEERS[name].venv if name in PEERS else name
+        if venv == "project" or venv not in PEER_PACKAGES or (BENCH / venv / ".ok").exists():
+            continue
+        target = BENCH / venv
+        print(f"setting up {target}", flush=True)
+        subprocess.run([str(uv), "venv", "-q", "--python", "3.11", str(target)], check=True)
+        subprocess.run(
+            [str(uv), "pip", "install", "-q", "--python", str(target / "bin" / "python"), pin]
+            + PEER_PACKAGES[venv],
+            check=True,
+        )
+        (target / ".ok").touch()
 
 
 def first_answer(url: str, kind: str, timeout: float) -> bool:
@@ -557,7 +604,7 @@ def zipf_scenario(
     app = _write(work, "mloop_app.py", MLOOP_APP)
     log = open(work / "zipf.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
-        [_py("project"), str(app), str(home), str(port), "1", "0", "-", str(budget), "2"],
+        [_py("project"), str(app), str(home), str(port), "1", "0", "-", str(budget), "2", "16"],
         env={**os.environ, **PINNED},
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -612,6 +659,7 @@ def main() -> None:
     parser.add_argument("--peers", default="mloop,mloop-1w,fastapi,mlserver,bentoml,mlflow,ray")
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--setup", action="store_true", help="create missing peer venvs first")
     parser.add_argument("--zipf-only", action="store_true")
     parser.add_argument("--no-zipf", action="store_true")
     parser.add_argument(
@@ -623,6 +671,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
+    if args.setup:
+        setup_peers(args.peers.split(","))
     work = Path(tempfile.mkdtemp(prefix="mloop-bench-"))
     report: dict[str, object] = {
         "load_before": os.getloadavg(),
@@ -643,15 +693,21 @@ def main() -> None:
         print("in-process:", report["in_process"], flush=True)
         peers: dict[str, object] = {}
         for name in args.peers.split(","):
-            print(f"== {name} (load {os.getloadavg()[0]:.2f})", flush=True)
+            # A peer named twice (paired A/B runs) keeps every run: "mloop", "mloop#2", ...
+            key = (
+                name
+                if name not in peers
+                else f"{name}#{sum(k.split('#')[0] == name for k in peers) + 1}"
+            )
+            print(f"== {key} (load {os.getloadavg()[0]:.2f})", flush=True)
             try:
-                peers[name] = bench_peer(
+                peers[key] = bench_peer(
                     PEERS[name], work, models, concurrencies, args.duration, args.client
                 )
             except Exception as exc:  # one broken peer must not end the run
-                peers[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:300]}
-            if "skipped" in peers[name]:  # type: ignore[operator]
-                print(f"  skipped: {peers[name]['skipped']}", flush=True)  # type: ignore[index]
+                peers[key] = {"skipped": f"{type(exc).__name__}: {exc}"[:300]}
+            if "skipped" in peers[key]:  # type: ignore[operator]
+                print(f"  skipped: {peers[key]['skipped']}", flush=True)  # type: ignore[index]
         report["peers"] = peers
     if not args.no_zipf:
         print("== zipf (1,000 models, budget 100)", flush=True)

@@ -51,6 +51,9 @@ class ServingSettings:
     rate_limit_burst: float = 0.0  # bucket size; 0 = one second of rate
     access_log: bool = True
     predict_threads: int = 2
+    # A lone request of at most this many rows into an idle model predicts on the event
+    # loop (no thread hand-off); 0 sends every batch to the predict threads.
+    lone_inline_rows: int = 16
 
 
 @dataclass(frozen=True)

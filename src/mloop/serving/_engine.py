@@ -145,6 +145,7 @@ class Engine:
             on_batch=lambda rows, _s: batch_hist.observe(rows),
             name=f"{name}:{version}",
             inline=cfg.predict_threads <= 0,
+            lone_inline_rows=cfg.lone_inline_rows,
         )
         if tags.get(_TAG + "pin", "").lower() == "true":
             self.pool.pin(name, version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -126,3 +127,50 @@ async def test_inline_mode_batches_what_arrived_in_one_loop_iteration() -> None:
     assert calls == [[1, 2, 3]]
     assert await batcher.submit(4) == 40
     assert calls[-1] == [4]
+
+
+async def test_lone_small_request_predicts_on_the_loop_without_a_thread_hand_off() -> None:
+    threads: list[str] = []
+
+    def run(payloads: Sequence[int]) -> list[int | BaseException]:
+        threads.append(threading.current_thread().name)
+        return [p * 10 for p in payloads]
+
+    here = threading.current_thread().name
+    batcher: Batcher[int, int] = Batcher(run, lone_inline_rows=4, max_delay_ms=0)
+    assert await batcher.submit(1) == 10  # the first one is timed in the worker
+    assert threads[0] != here
+    assert await batcher.submit(2) == 20
+    assert await batcher.submit(3, rows=4) == 30
+    assert threads[1:] == [here, here]
+    assert await batcher.submit(4, rows=5) == 40  # over the row limit: the worker
+    assert threads[-1] != here
+
+
+async def test_a_slow_model_never_predicts_on_the_loop() -> None:
+    threads: list[str] = []
+
+    def run(payloads: Sequence[int]) -> list[int | BaseException]:
+        threads.append(threading.current_thread().name)
+        time.sleep(0.01)  # slower than the loop's budget for one request
+        return [p * 10 for p in payloads]
+
+    batcher: Batcher[int, int] = Batcher(run, lone_inline_rows=4, max_delay_ms=0)
+    for i in range(3):
+        assert await batcher.submit(i) == i * 10
+    assert threading.current_thread().name not in threads
+
+
+async def test_lone_fast_path_still_batches_requests_that_arrive_together() -> None:
+    calls: list[tuple[list[int], str]] = []
+
+    def run(payloads: Sequence[int]) -> list[int | BaseException]:
+        calls.append((list(payloads), threading.current_thread().name))
+        return [p * 10 for p in payloads]
+
+    batcher: Batcher[int, int] = Batcher(run, lone_inline_rows=4, max_delay_ms=0)
+    assert await batcher.submit(0) == 0  # times the model: cheap enough for the loop
+    futures = [batcher.submit(i) for i in range(1, 6)]
+    assert await asyncio.gather(*futures) == [10, 20, 30, 40, 50]
+    assert [batch for batch, _ in calls] == [[0], [1, 2, 3, 4, 5]]
+    assert calls[1][1] != threading.current_thread().name  # a burst goes to the worker
