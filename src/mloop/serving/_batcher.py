@@ -9,6 +9,12 @@ results are fanned back out. Under sustained load (the previous batch held more
 than one request) the batcher may linger up to ``max_delay_ms`` for the batch to
 grow back to the previous size; that is the most latency batching ever adds.
 
+With ``lone_inline_rows`` (``serving.lone_inline_rows``, 16 by default) a lone small
+request into an idle batcher that is not under load predicts on the event loop one
+iteration after it arrived, without the two thread wake-ups a worker costs; anything
+that arrived with it, and every model slower than 2 ms a request, still goes to the
+worker.
+
 With ``inline=True`` (``serving.predict_threads = 0``) the batch runs on the event
 loop itself, one loop iteration after the first request of the batch arrived, so
 every request parsed in that iteration joins it. That saves two thread wake-ups per

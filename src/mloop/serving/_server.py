@@ -7,6 +7,8 @@ workers each bind the port with ``SO_REUSEPORT`` so the kernel spreads connectio
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -172,6 +174,21 @@ def run_in_background(
     return ServerHandle(f"http://{shown}:{bound}", server, thread, app)
 
 
+def _freeze_after_startup(app: Any) -> None:
+    """``gc.freeze()`` once the app has started: libraries and loaded models leave the heap
+    the collector walks, so a full collection under load no longer stalls every request."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: Any) -> Any:
+        async with inner(application) as state:
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
 def _worker(settings: Settings, refs: tuple[str, ...], reuse_port: bool) -> None:
     pin_threads()
     configure_logging(settings.log_level)
@@ -182,6 +199,7 @@ def _worker(settings: Settings, refs: tuple[str, ...], reuse_port: bool) -> None
     cfg = settings.serving
     sock = _socket(cfg.host, cfg.port, reuse_port=reuse_port)
     app = build_app(settings, refs)
+    _freeze_after_startup(app)
     uvicorn.Server(_uvicorn_config(app, settings)).run(sockets=[sock])
 
 
