@@ -140,7 +140,10 @@ async def _main(args: argparse.Namespace) -> None:
             prof.enable()
             await _drive(app, bodies, args.n, args.concurrency)
             prof.disable()
-            pstats.Stats(prof).sort_stats(args.sort).print_stats(args.filter, 45)
+            stats = pstats.Stats(prof).sort_stats(args.sort)
+            stats.print_stats(args.filter, 45)
+            if args.callers:
+                stats.print_callers(args.callers)
 
 
 def main() -> None:
@@ -152,6 +155,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--gap-ms", type=float, default=0.0, help="Idle time between requests.")
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--callers", default="", help="Show who calls functions matching this.")
     parser.add_argument("--filter", default="", help="Only functions whose path matches.")
     args = parser.parse_args()
     pin_threads()
