@@ -126,28 +126,23 @@ class Batcher(Generic[P, R]):
             elif self._queued_rows() >= min(self._last_batch, self.max_batch_size):
                 self._linger.cancel()
                 self._linger = None
-                self._dispatch(loop)
+                self._dispatch(loop, on_loop=self.inline)
         return item.future
 
-    def _dispatch_lone(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run a lone small request right here on the loop; anything more goes to the worker.
+    def _lone(self) -> bool:
+        """True when a lone small request of a fast model waits: predict it on the loop.
 
         Handing one row to a worker thread and back costs two thread wake-ups (on an idle
         machine each is a cross-CPU wake of a sleeping thread), which is most of what the
-        server adds at light load. Dispatch waits one loop iteration first, so requests
-        parsed together (a burst, or sustained load) still form one batch in the worker.
-        Only models whose lone requests measured under 2 ms run here (the first one goes
-        to the worker and is timed), so a slow model never blocks the loop.
+        server adds at light load. Only models whose lone requests measured under 2 ms
+        qualify (the first one goes to the worker and is timed), so a slow model never
+        blocks the loop.
         """
-        self._scheduled = False
-        if self._busy or self._linger is not None:
-            return
-        lone = (
+        return (
             self.depth == 1
             and self._queued_rows() <= self.lone_inline_rows
             and self._lone_s <= _LONE_INLINE_BUDGET_S
         )
-        self._dispatch(loop, inline=lone)
 
     def _queued_rows(self) -> int:
         return sum(i.rows for lane in self._lanes for i in lane)
@@ -175,17 +170,18 @@ class Batcher(Generic[P, R]):
         return batch
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self.inline and self.lone_inline_rows and self._last_batch == 1:
+        if self.inline or (self.lone_inline_rows and self._last_batch == 1):
+            # Wait one loop iteration: requests parsed in this one join the batch, and
+            # only then is it known whether a request is alone.
             self._scheduled = True
-            loop.call_soon(self._dispatch_lone, loop)
-        elif not self.inline:
-            self._dispatch(loop)
-        elif not self._scheduled:
-            # Run on the next loop iteration: requests parsed in this one join the batch.
-            self._scheduled = True
-            loop.call_soon(self._dispatch, loop)
+            loop.call_soon(self._dispatch_next, loop)
+        else:
+            self._dispatch(loop, on_loop=False)
 
-    def _dispatch(self, loop: asyncio.AbstractEventLoop, inline: bool | None = None) -> None:
+    def _dispatch_next(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._dispatch(loop, on_loop=self.inline or self._lone())
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop, on_loop: bool) -> None:
         self._linger = None
         self._scheduled = False
         batch = self._take()
@@ -194,7 +190,7 @@ class Batcher(Generic[P, R]):
         self._busy = True
         started = time.perf_counter()
         payloads = [i.payload for i in batch]
-        if self.inline if inline is None else inline:
+        if on_loop:
             done: asyncio.Future[Sequence[R | BaseException]] = loop.create_future()
             try:
                 done.set_result(self.run(payloads))
@@ -240,6 +236,6 @@ class Batcher(Generic[P, R]):
             return
         target = min(rows, self.max_batch_size)
         if len(batch) > 1 and self.max_delay_s > 0 and self._queued_rows() < target:
-            self._linger = loop.call_later(self.max_delay_s, self._dispatch, loop)
+            self._linger = loop.call_later(self.max_delay_s, self._dispatch, loop, self.inline)
         else:
             self._start(loop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -160,10 +161,14 @@ def test_full_queue_is_429_with_retry_after_and_slow_requests_504(
             results.append(c.post("/models/churn/predict", json={"records": [row]}).status_code)
 
         threads = [threading.Thread(target=call, args=({**ROW, "a": float(i)},)) for i in range(2)]
-        for t in threads:
-            t.start()
+        # One request in the worker, then one queued behind it (sent together, the two
+        # would form one batch and nothing would queue).
+        threads[0].start()
+        while not served.batcher.busy:
+            time.sleep(0.001)
+        threads[1].start()
         while served.batcher.depth < 1:
-            pass
+            time.sleep(0.001)
         r = c.post("/models/churn/predict", json={"records": [ROW]})
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert error_of(r)["retryable"] is True
