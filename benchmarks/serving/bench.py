@@ -497,6 +497,20 @@ def run_raw(url: str, kind: str, concurrency: int, duration: float) -> dict[str,
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def server_cpu_s(session: int) -> float:
+    """CPU seconds (user + system) used so far by every live process of a server's session."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # field 6 of stat (session id), counted after the name
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -573,10 +587,14 @@ def bench_peer(
             return {"skipped": f"requests failed during warm-up ({probe['errors']} errors)"}
         results: dict[str, object] = {}
         for c in concurrencies:
+            cpu = server_cpu_s(proc.pid)
             if client == "raw" and peer.kind in ("records", "v2"):
-                results[str(c)] = run_raw(base + peer.path, peer.kind, c, duration)
+                row = run_raw(base + peer.path, peer.kind, c, duration)
             else:
-                results[str(c)] = run_wrk(base, script, c, duration)
+                row = run_wrk(base, script, c, duration)
+            served = row["rps"] * duration
+            row["cpu_us"] = (server_cpu_s(proc.pid) - cpu) / served * 1e6 if served else 0.0
+            results[str(c)] = row
             print(f"  {peer.name:9s} c={c:3d} {results[str(c)]}", flush=True)
         return results
     finally:
@@ -723,7 +741,7 @@ def print_table(report: dict[str, object]) -> None:
     assert isinstance(peers, dict)
     baseline = peers.get("fastapi") or {}
     print(
-        f"\n{'peer':10s} {'conc':>4s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'little':>6s} {'vs fastapi':>10s}"
+        f"\n{'peer':10s} {'conc':>4s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'little':>6s} {'cpu us':>7s} {'vs fastapi':>10s}"
     )
     for name, res in peers.items():
         if "skipped" in res:
@@ -733,7 +751,7 @@ def print_table(report: dict[str, object]) -> None:
             base = baseline.get(c) if isinstance(baseline, dict) else None
             ratio = f"{r['rps'] / base['rps']:.2f}x" if base and "rps" in base else "-"
             print(
-                f"{name:10s} {c:>4s} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:6d} {r['little']:6.1f} {ratio:>10s}"
+                f"{name:10s} {c:>4s} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:6d} {r['little']:6.1f} {r.get('cpu_us', 0):7.0f} {ratio:>10s}"
             )
 
 

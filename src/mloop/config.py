@@ -54,6 +54,8 @@ class ServingSettings:
     # A lone request of at most this many rows into an idle model predicts on the event
     # loop (no thread hand-off); 0 sends every batch to the predict threads.
     lone_inline_rows: int = 16
+    # Prediction requests skip FastAPI's router (same handlers and errors; docs unchanged).
+    fast_routes: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class MonitorSettings:
 
     sample_rate: float = 1.0
     window: str = "1h"
-    spool_flush_ms: float = 20.0
+    spool_flush_ms: float = 200.0
     webhook_url: str = ""
     ack_durable: bool = False  # serving answers only once the prediction's log record is fsynced
     write_through: bool = (

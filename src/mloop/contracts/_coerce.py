@@ -65,6 +65,9 @@ class Plan:
     names: tuple[str, ...]
     groups: tuple[Group, ...]
     position: dict[str, int]
+    # (name, low, high) per column when every column is a float: small batches of clean
+    # records then skip the block machinery (see ``_clean_float_rows``).
+    float_bounds: tuple[tuple[str, float, float], ...] | None = None
 
 
 def make_plan(columns: Sequence[Column]) -> Plan:
@@ -92,11 +95,22 @@ def make_plan(columns: Sequence[Column]) -> Plan:
                 as_block=kind != "datetime" and all(c.dtype in _SAME_AS_BLOCK[kind] for c in cols),
             )
         )
+    all_float = bool(columns) and all(c.kind == "float" for c in columns)
     return Plan(
         columns=tuple(columns),
         names=tuple(c.name for c in columns),
         groups=tuple(groups),
         position={c.name: i for i, c in enumerate(columns)},
+        float_bounds=tuple(
+            (
+                c.name,
+                -np.inf if c.min is None else float(c.min),
+                np.inf if c.max is None else float(c.max),
+            )
+            for c in columns
+        )
+        if all_float
+        else None,
     )
 
 
@@ -109,6 +123,10 @@ def coerce_with_plan(
     as_matrix: bool = False,
 ) -> tuple[Any, list[Violation]]:
     """Validate ``data``; the frame (or float matrix) has exactly the plan's columns, in order."""
+    if as_matrix and plan.float_bounds is not None and type(data) is list and len(data) <= 4:
+        clean = _clean_float_rows(plan.float_bounds, data)
+        if clean is not None:
+            return clean, []
     source = open_source(data, plan.names)
     n = source.n
     out: list[Violation] = []
@@ -140,6 +158,37 @@ def coerce_with_plan(
     if as_matrix:
         return _matrix(blocks, len(plan.names), n), out
     return assemble_frame(plan.names, blocks, n, source.index), out
+
+
+_REAL = (float, int)
+
+
+def _clean_float_rows(
+    bounds: tuple[tuple[str, float, float], ...], records: list[Any]
+) -> np.ndarray | None:
+    """Up to a few records as a float matrix when nothing in them can violate the contract.
+
+    Every record must be a dict holding exactly the contract's fields, each a real
+    number (``bool`` is not) within the column's bounds (NaN never is). Anything
+    else returns None and the full path finds and reports the violations; for one
+    row this check costs a few microseconds against ~25 for the block path.
+    """
+    k = len(bounds)
+    rows = []
+    for record in records:
+        if type(record) is not dict or len(record) != k:
+            return None
+        row: list[float] = []
+        for name, low, high in bounds:
+            value = record.get(name)
+            if type(value) not in _REAL or not low <= value <= high:  # type: ignore[operator]
+                return None
+            row.append(value)  # type: ignore[arg-type]
+        rows.append(row)
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(records), k)
+    except OverflowError:  # an int beyond float64: the full path says which
+        return None
 
 
 def _matrix(blocks: list[Block], k: int, n: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from mloop.auth import KeyStore, Scope
 from mloop.config import Settings
 from mloop.errors import MloopError
 from mloop.serving._engine import Engine
+from mloop.serving._fast_routes import FastRoutes
 from mloop.serving._flow import PredictionSink, ServingContext
 from mloop.serving._guard import Guard, auth_required
 from mloop.serving._http import RequestContext, install_error_handlers
@@ -104,6 +105,8 @@ def create_app(
     app.include_router(v2_router(ctx))
     for extra, scope in routers:
         app.include_router(extra, dependencies=[Depends(_scope_dependency(ctx, scope))])
+    if settings.serving.fast_routes:
+        app.add_middleware(FastRoutes, ctx=ctx, on_error=on_error)  # inside RequestContext
     app.add_middleware(
         RequestContext,
         max_body_bytes=settings.serving.max_body_bytes,

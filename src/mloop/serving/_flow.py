@@ -16,6 +16,7 @@ from mloop.errors import InvalidInput, MloopError
 from mloop.flavors import Predictions
 from mloop.registry import ModelVersion
 from mloop.serving._batcher import Priority
+from mloop.serving._deadlines import Deadlines
 from mloop.serving._engine import Engine, deadline_error
 from mloop.serving._guard import Guard
 from mloop.serving._limits import RateLimiter
@@ -68,6 +69,7 @@ class ServingContext:
     sink: PredictionSink | None = None
     entity_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _deadlines: Deadlines = field(default_factory=Deadlines, init=False, repr=False)
     # Records of requests resuming in the current loop iteration, written together.
     _log_group: list[tuple[Mapping[str, Any], asyncio.Future[None]]] | None = field(
         default=None, init=False, repr=False
@@ -123,18 +125,22 @@ class ServingContext:
             decision = engine.route(name, self._sticky_key(job, headers), version)
         state["model"] = name
         state["version"] = decision.version
+        deadline = self._deadlines.start(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                predictions, mv, cached = await engine.predict(
-                    name, decision.version, job, priority=priority
-                )
-        except TimeoutError:
+            predictions, mv, cached = await engine.predict(
+                name, decision.version, job, priority=priority
+            )
+        except asyncio.CancelledError as cancelled:
+            if not deadline.expired_by(cancelled):
+                raise
             exc = deadline_error(timeout)
             self._record_failure(name, decision.version, api, exc, started)
             raise exc from None
         except MloopError as exc:
             self._record_failure(name, decision.version, api, exc, started)
             raise
+        finally:
+            deadline.done = True
         seconds = time.perf_counter() - started
         engine.metrics.observe(name, decision.version, api, 200, seconds)
         engine.stats.observe(name, decision.version, seconds * 1000)

@@ -23,7 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mloop.errors import FatalError, InvalidInput, MloopError, NotFound, PayloadTooLarge, UserError
 
-__all__ = ["RequestContext", "install_error_handlers", "json_response", "request_id"]
+__all__ = [
+    "RequestContext",
+    "error_response",
+    "install_error_handlers",
+    "internal_error_response",
+    "json_response",
+    "request_id",
+]
 
 log = logging.getLogger("mloop.serving")
 
@@ -139,6 +146,19 @@ def error_response(exc: MloopError, rid: str) -> Response:
     return json_response(exc.to_dict(rid), exc.status_code, exc.headers())
 
 
+def internal_error_response(
+    exc: Exception, rid: str, on_error: Callable[[MloopError], None]
+) -> Response:
+    """Log an unexpected exception (a bug) and answer a fatal 500 error body."""
+    log.exception("unhandled error", extra={"request_id": rid})
+    err = FatalError(
+        f"Internal error ({type(exc).__name__}: {exc}). This is a bug; please report it "
+        "with the request id.",
+    )
+    on_error(err)
+    return error_response(err, rid)
+
+
 def _field_messages(errors: Iterable[Any]) -> list[dict[str, Any]]:
     out = []
     for e in errors:
@@ -184,10 +204,4 @@ def install_error_handlers(
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"request_id": request_id(request)})
-        err = FatalError(
-            f"Internal error ({type(exc).__name__}: {exc}). This is a bug; please report it "
-            "with the request id.",
-        )
-        on_error(err)
-        return error_response(err, request_id(request))
+        return internal_error_response(exc, request_id(request), on_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from mloop.serving._flow import ServingContext
 from mloop.serving._http import json_response
 from mloop.serving._runtime import Job
 
-__all__ = ["records_router"]
+__all__ = ["predict_records", "records_router"]
 
 
 class PredictRequest(BaseModel):
@@ -81,21 +82,32 @@ _PREDICT_DOC: dict[str, Any] = {
 }
 
 
+async def predict_records(
+    ctx: ServingContext,
+    headers: Mapping[str, str],
+    state: dict[str, Any],
+    read_body: Callable[[], Awaitable[bytes]],
+    name: str,
+    version: int | None,
+) -> Response:
+    """``POST /models/{name}[/versions/{version}]/predict`` (the route and the fast path)."""
+    await ctx.authorize(headers, Scope.PREDICT, state)
+    job = parse_records(await read_body())
+    outcome = await ctx.predict(name, job, headers, state, version=version)
+    return Response(
+        _body(ctx, name, outcome, state["request_id"]),
+        media_type="application/json",
+        headers={"x-mloop-version": str(outcome.version.version), "x-mloop-arm": outcome.arm},
+    )
+
+
 def records_router(ctx: ServingContext) -> APIRouter:
     """Routes of the records API, WebSocket, health, metrics and management."""
     router = APIRouter()
 
     async def _predict(request: Request, name: str, version: int | None) -> Response:
-        state = request.scope["state"]
-        headers = request.headers
-        await ctx.authorize(headers, Scope.PREDICT, state)
-        job = parse_records(await request.body())
-        outcome = await ctx.predict(name, job, headers, state, version=version)
-        rid = state["request_id"]
-        return Response(
-            _body(ctx, name, outcome, rid),
-            media_type="application/json",
-            headers={"x-mloop-version": str(outcome.version.version), "x-mloop-arm": outcome.arm},
+        return await predict_records(
+            ctx, request.headers, request.scope["state"], request.body, name, version
         )
 
     @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,7 +14,7 @@ from mloop.serving._flow import ServingContext
 from mloop.serving._http import json_response
 from mloop.serving._v2 import HEADER, decode_infer, encode_infer, model_metadata
 
-__all__ = ["v2_router"]
+__all__ = ["v2_infer", "v2_router"]
 
 _INFER_DOC: dict[str, Any] = {
     "requestBody": {
@@ -45,6 +46,32 @@ _INFER_DOC: dict[str, Any] = {
         },
     }
 }
+
+
+async def v2_infer(
+    ctx: ServingContext,
+    headers: Mapping[str, str],
+    state: dict[str, Any],
+    read_body: Callable[[], Awaitable[bytes]],
+    name: str,
+    version: int | None,
+) -> Response:
+    """``POST /v2/models/{name}[/versions/{version}]/infer`` (the route and the fast path)."""
+    engine = ctx.engine
+    await ctx.authorize(headers, Scope.PREDICT, state)
+    body = await read_body()
+    header_len = headers.get(HEADER)
+    decision = engine.route(name, headers.get("x-mloop-key"), version)
+    served = await engine.pool.get(name, decision.version)
+    job, parsed = decode_infer(body, int(header_len) if header_len else None, served.version)
+    outcome = await ctx.predict(name, job, headers, state, api="v2", decision=decision)
+    content, json_len = encode_infer(outcome.predictions, parsed, name, outcome.version.version)
+    out_headers = {"x-mloop-version": str(outcome.version.version)}
+    media = "application/json"
+    if json_len is not None:
+        out_headers[HEADER] = str(json_len)
+        media = "application/octet-stream"
+    return Response(content, media_type=media, headers=out_headers)
 
 
 def v2_router(ctx: ServingContext) -> APIRouter:
@@ -100,22 +127,9 @@ def v2_router(ctx: ServingContext) -> APIRouter:
         return await _ready(request, name, version)
 
     async def _infer(request: Request, name: str, version: int | None) -> Response:
-        state = request.scope["state"]
-        headers = request.headers
-        await ctx.authorize(headers, Scope.PREDICT, state)
-        body = await request.body()
-        header_len = headers.get(HEADER)
-        decision = engine.route(name, headers.get("x-mloop-key"), version)
-        served = await engine.pool.get(name, decision.version)
-        job, parsed = decode_infer(body, int(header_len) if header_len else None, served.version)
-        outcome = await ctx.predict(name, job, headers, state, api="v2", decision=decision)
-        content, json_len = encode_infer(outcome.predictions, parsed, name, outcome.version.version)
-        out_headers = {"x-mloop-version": str(outcome.version.version)}
-        media = "application/json"
-        if json_len is not None:
-            out_headers[HEADER] = str(json_len)
-            media = "application/octet-stream"
-        return Response(content, media_type=media, headers=out_headers)
+        return await v2_infer(
+            ctx, request.headers, request.scope["state"], request.body, name, version
+        )
 
     @router.post("/models/{name}/infer", openapi_extra=_INFER_DOC, summary="Infer")
     async def infer(name: str, request: Request) -> Response:

@@ -7,12 +7,21 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from mloop.config import Settings
 from mloop.serving import create_app
 
 ROW = {"a": 1.0, "b": 2.0, "plan": "pro"}
+
+
+@pytest.fixture(params=[True, False], ids=["fast-routes", "fastapi-routes"])
+def serving_settings(serving_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Every test here runs with prediction routes past FastAPI's router and through it."""
+    return replace(
+        serving_settings, serving=replace(serving_settings.serving, fast_routes=request.param)
+    )
 
 
 def error_of(response: Any) -> dict[str, Any]:
