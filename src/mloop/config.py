@@ -56,6 +56,8 @@ class ServingSettings:
     lone_inline_rows: int = 16
     # Prediction requests skip FastAPI's router (same handlers and errors; docs unchanged).
     fast_routes: bool = True
+    # FastAPI's native OpenTelemetry spans and metrics (for processes with OTel providers).
+    otel: bool = False
 
 
 @dataclass(frozen=True)

@@ -73,12 +73,12 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         rid = ""
-        length = 0
+        length = -1
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 rid = value.decode("latin-1")[:128]
             elif key == b"content-length":
-                length = int(value) if value.isdigit() else 0
+                length = int(value) if value.isdigit() else -1
         rid = rid or os.urandom(8).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = rid
@@ -105,6 +105,10 @@ class RequestContext:
                     raise _too_large(limit)
             return message
 
+        # The HTTP server reads exactly Content-Length bytes, so a declared length within
+        # the limit bounds the body; only bodies of unknown length are counted.
+        checked_receive = receive if length >= 0 else limited_receive
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
@@ -113,7 +117,7 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, checked_receive, send_with_id)
         finally:
             if self.access is not None:
                 self.access.info(

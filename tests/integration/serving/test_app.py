@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -140,9 +141,17 @@ def test_metrics_docs_and_websocket(client: TestClient) -> None:
 
 def test_body_limit_is_413(serving_settings: Settings) -> None:
     s = replace(serving_settings, serving=replace(serving_settings.serving, max_body_bytes=100))
+    body = orjson.dumps({"records": [ROW] * 20})
     with TestClient(create_app(s, auth=False)) as c:
-        r = c.post("/models/churn/predict", json={"records": [ROW] * 20})
-    assert r.status_code == 413 and error_of(r)["type"] == "user_fixable"
+        r = c.post("/models/churn/predict", content=body)
+        assert r.status_code == 413 and error_of(r)["type"] == "user_fixable"
+        # Without a Content-Length (chunked), the body is counted as it arrives.
+        chunked = c.post("/models/churn/predict", content=iter([body[:60], body[60:]]))
+        assert "content-length" not in chunked.request.headers
+        assert chunked.status_code == 413 and error_of(chunked)["type"] == "user_fixable"
+        small = orjson.dumps({"records": [ROW]})
+        r = c.post("/models/churn/predict", content=iter([small[:10], small[10:]]))
+        assert r.status_code == 200, r.text
 
 
 def test_full_queue_is_429_with_retry_after_and_slow_requests_504(
