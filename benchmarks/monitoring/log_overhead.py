@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--http-rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--flush-ms", type=float, default=20.0, help="monitor.spool_flush_ms")
+    parser.add_argument("--flush-ms", type=float, default=200.0, help="monitor.spool_flush_ms")
     parser.add_argument("--skip-cpu", action="store_true", help="Only the A/B throughput runs.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:

@@ -750,8 +750,10 @@ def print_table(report: dict[str, object]) -> None:
         for c, r in res.items():
             base = baseline.get(c) if isinstance(baseline, dict) else None
             ratio = f"{r['rps'] / base['rps']:.2f}x" if base and "rps" in base else "-"
+            # "-": the server's processes left its session (BentoML's workers do).
+            cpu = f"{r['cpu_us']:.0f}" if r.get("cpu_us") else "-"
             print(
-                f"{name:10s} {c:>4s} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:6d} {r['little']:6.1f} {r.get('cpu_us', 0):7.0f} {ratio:>10s}"
+                f"{name:10s} {c:>4s} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:6d} {r['little']:6.1f} {cpu:>7s} {ratio:>10s}"
             )
 
 

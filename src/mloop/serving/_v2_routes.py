@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 import mloop
 from mloop.auth import Scope
+from mloop.errors import InvalidInput
 from mloop.serving._flow import ServingContext
 from mloop.serving._http import json_response
 from mloop.serving._v2 import HEADER, decode_infer, encode_infer, model_metadata
@@ -61,6 +62,11 @@ async def v2_infer(
     await ctx.authorize(headers, Scope.PREDICT, state)
     body = await read_body()
     header_len = headers.get(HEADER)
+    if header_len is not None and not (header_len.isascii() and header_len.isdigit()):
+        raise InvalidInput(
+            f"{HEADER} {header_len!r} is not a byte count; send the JSON part's length in bytes.",
+            header=HEADER,
+        )
     decision = engine.route(name, headers.get("x-mloop-key"), version)
     served = await engine.pool.get(name, decision.version)
     job, parsed = decode_infer(body, int(header_len) if header_len else None, served.version)

@@ -45,6 +45,7 @@ REQUESTS: list[tuple[str, str, Any, dict[str, str]]] = [
     ("POST", "/v2/models/churn/versions/1/infer", V2, {}),
     ("POST", "/v2/models/churn/infer", {"inputs": "x"}, {}),
     ("POST", "/v2/models/nope/infer", V2, {}),
+    ("POST", "/v2/models/churn/infer", V2, {"Inference-Header-Content-Length": "lots"}),
     (
         "POST",
         "/v2/models/numeric/infer",
