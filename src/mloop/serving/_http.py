@@ -200,11 +200,23 @@ def install_error_handlers(
                 f"{', '.join(known) or 'none'}. API docs: /docs",
                 known_models=known,
             )
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            err = UserError(
+                f"{request.method} is not allowed on {request.url.path}; use {allowed or 'another method'}. "
+                "API docs: /docs",
+                status=405,
+                allowed=allowed,
+            )
+            err.status_code = 405  # type: ignore[misc]
         else:
             err = UserError(str(exc.detail), status=exc.status_code)
             err.status_code = exc.status_code  # type: ignore[misc]
         on_error(err)
-        return error_response(err, request_id(request))
+        response = error_response(err, request_id(request))
+        if exc.headers:
+            response.headers.update(exc.headers)  # e.g. Allow on a 405
+        return response
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:

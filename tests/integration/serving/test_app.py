@@ -82,6 +82,9 @@ def test_unknown_model_and_route_list_the_served_models(client: TestClient) -> N
     assert r.status_code == 404 and "churn" in error_of(r)["message"]
     r = client.post("/models/churn/versions/99/predict", json={"records": [ROW]})
     assert r.status_code == 404
+    r = client.get("/models/churn/predict")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert "use POST" in error_of(r)["message"] and error_of(r)["type"] == "user_fixable"
 
 
 def test_v2_json_per_column_and_2d_tensor(client: TestClient) -> None:
