@@ -3,9 +3,9 @@
 mloop's own, on the hot path: ``asyncio.timeout`` arms and cancels a loop timer for
 every request, about 20 us of a ~1 ms single-row request on uvloop. Here one timer,
 armed for the earliest pending deadline, serves every request in flight; a request
-that finishes in time costs a heap push and a flag. When a deadline passes, its task
-is cancelled exactly as ``asyncio.timeout`` would, and :meth:`Deadline.expired_by`
-tells the cancellation apart from one that came from elsewhere.
+that finishes in time costs a heap push and a flag. Used like ``asyncio.timeout``
+(but with a plain ``with``): when the deadline passes the task is cancelled, and
+leaving the block turns that cancellation, and only that one, into ``TimeoutError``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from types import TracebackType
 
 __all__ = ["Deadline", "Deadlines"]
 
 
 class Deadline:
-    """One request's deadline; mark it ``done`` when the guarded work ends."""
+    """One request's deadline, a context manager around the guarded work."""
 
     __slots__ = ("cancelling", "done", "expired", "task", "when")
 
@@ -29,13 +30,22 @@ class Deadline:
         self.expired = False
         self.done = False
 
-    def expired_by(self, exc: BaseException) -> bool:
-        """True when ``exc`` is the cancellation this deadline caused (it is then consumed)."""
-        return (
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.done = True
+        if (
             self.expired
-            and isinstance(exc, asyncio.CancelledError)
+            and exc_type is asyncio.CancelledError
             and self.task.uncancel() <= self.cancelling
-        )
+        ):
+            raise TimeoutError from exc
 
 
 class Deadlines:
@@ -48,11 +58,11 @@ class Deadlines:
         self._timer_at = float("inf")
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, timeout_s: float) -> Deadline:
-        """A deadline ``timeout_s`` from now for the current task."""
+    def within(self, timeout_s: float) -> Deadline:
+        """A deadline ``timeout_s`` from now for the current task: ``with d.within(t): ...``."""
         task = asyncio.current_task()
         if task is None:
-            raise RuntimeError("Deadlines.start must be called from a task")
+            raise RuntimeError("Deadlines.within must be called from a task")
         loop = task.get_loop()
         if loop is not self._loop:  # a new loop (a restarted app): the old timer is gone
             self._heap, self._timer, self._timer_at, self._loop = [], None, float("inf"), loop

@@ -125,22 +125,18 @@ class ServingContext:
             decision = engine.route(name, self._sticky_key(job, headers), version)
         state["model"] = name
         state["version"] = decision.version
-        deadline = self._deadlines.start(timeout)
         try:
-            predictions, mv, cached = await engine.predict(
-                name, decision.version, job, priority=priority
-            )
-        except asyncio.CancelledError as cancelled:
-            if not deadline.expired_by(cancelled):
-                raise
+            with self._deadlines.within(timeout):
+                predictions, mv, cached = await engine.predict(
+                    name, decision.version, job, priority=priority
+                )
+        except TimeoutError:
             exc = deadline_error(timeout)
             self._record_failure(name, decision.version, api, exc, started)
             raise exc from None
         except MloopError as exc:
             self._record_failure(name, decision.version, api, exc, started)
             raise
-        finally:
-            deadline.done = True
         seconds = time.perf_counter() - started
         engine.metrics.observe(name, decision.version, api, 200, seconds)
         engine.stats.observe(name, decision.version, seconds * 1000)

@@ -93,21 +93,9 @@ class RequestContext:
             self.on_error(exc)
             await _send_error(send, exc, rid)
             return
-        seen = 0
-        limit = self.max_body
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _too_large(limit)
-            return message
-
         # The HTTP server reads exactly Content-Length bytes, so a declared length within
         # the limit bounds the body; only bodies of unknown length are counted.
-        checked_receive = receive if length >= 0 else limited_receive
+        checked_receive = receive if length >= 0 else _counted(receive, self.max_body)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -131,6 +119,22 @@ class RequestContext:
                     version=state.get("version"),
                     key_id=state.get("key_id"),
                 )
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` that fails with 413 once the body passes ``limit`` bytes."""
+    seen = 0
+
+    async def counted_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(limit)
+        return message
+
+    return counted_receive
 
 
 async def _send_error(send: Send, exc: MloopError, rid: str) -> None:

@@ -105,11 +105,6 @@ def records_router(ctx: ServingContext) -> APIRouter:
     """Routes of the records API, WebSocket, health, metrics and management."""
     router = APIRouter()
 
-    async def _predict(request: Request, name: str, version: int | None) -> Response:
-        return await predict_records(
-            ctx, request.headers, request.scope["state"], request.body, name, version
-        )
-
     @router.post(
         "/models/{name}/predict",
         response_model=PredictResponse,
@@ -118,7 +113,9 @@ def records_router(ctx: ServingContext) -> APIRouter:
         summary="Predict records with the version the router chooses",
     )
     async def predict(name: str, request: Request) -> Response:
-        return await _predict(request, name, None)
+        return await predict_records(
+            ctx, request.headers, request.scope["state"], request.body, name, None
+        )
 
     @router.post(
         "/models/{name}/versions/{version}/predict",
@@ -128,7 +125,9 @@ def records_router(ctx: ServingContext) -> APIRouter:
         summary="Predict records with one explicit version",
     )
     async def predict_version(name: str, version: int, request: Request) -> Response:
-        return await _predict(request, name, version)
+        return await predict_records(
+            ctx, request.headers, request.scope["state"], request.body, name, version
+        )
 
     @router.websocket("/models/{name}/stream")
     async def stream(websocket: WebSocket, name: str) -> None:

@@ -132,20 +132,19 @@ def v2_router(ctx: ServingContext) -> APIRouter:
     async def model_version_ready(name: str, version: int, request: Request) -> Response:
         return await _ready(request, name, version)
 
-    async def _infer(request: Request, name: str, version: int | None) -> Response:
-        return await v2_infer(
-            ctx, request.headers, request.scope["state"], request.body, name, version
-        )
-
     @router.post("/models/{name}/infer", openapi_extra=_INFER_DOC, summary="Infer")
     async def infer(name: str, request: Request) -> Response:
-        return await _infer(request, name, None)
+        return await v2_infer(
+            ctx, request.headers, request.scope["state"], request.body, name, None
+        )
 
     @router.post(
         "/models/{name}/versions/{version}/infer", openapi_extra=_INFER_DOC, summary="Infer"
     )
     async def infer_version(name: str, version: int, request: Request) -> Response:
-        return await _infer(request, name, version)
+        return await v2_infer(
+            ctx, request.headers, request.scope["state"], request.body, name, version
+        )
 
     @router.post("/repository/index", summary="Served models (scope deploy)")
     async def index(request: Request) -> Response:
