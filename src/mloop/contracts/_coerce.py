@@ -35,13 +35,22 @@ _BLOCK_DTYPE: dict[Kind, str] = {
     "string": "object",
 }
 _ARRAY_KINDS: dict[Kind, str] = {"float": "fiu", "integer": "iu", "boolean": "b", "string": ""}
+# Training dtypes a checked block already has, so the block goes into the frame as is.
+# Anything else (pandas "str", nullable dtypes, object columns of numbers or flags,
+# categoricals) is cast back column by column by ``restore_dtype``.
 _SAME_AS_BLOCK: dict[Kind, frozenset[str | None]] = {
-    "float": frozenset({None, "float64", "object"}),
-    "integer": frozenset({None, "int64", "object"}),
-    "boolean": frozenset({None, "bool", "object"}),
-    # pandas 3 "str" columns are served as object: same values, ~10 us less per column.
-    "string": frozenset({None, "object", "str", "string"}),
+    "float": frozenset({None, "float64"}),
+    "integer": frozenset({None, "int64"}),
+    "boolean": frozenset({None, "bool"}),
+    "string": frozenset({None, "object"}),
 }
+
+
+def _same_as_block(column: Column) -> bool:
+    if column.kind == "datetime" or column.dtype not in _SAME_AS_BLOCK[column.kind]:
+        return False
+    # An object string block holds None for missing cells: right only if training did.
+    return column.kind != "string" or column.missing in (None, "none")
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ def make_plan(columns: Sequence[Column]) -> Plan:
                 ranged=bool(np.isfinite(lo).any() or np.isfinite(hi).any()),
                 required=required,
                 any_required=bool(required.any()),
-                as_block=kind != "datetime" and all(c.dtype in _SAME_AS_BLOCK[kind] for c in cols),
+                as_block=all(_same_as_block(c) for c in cols),
             )
         )
     all_float = bool(columns) and all(c.kind == "float" for c in columns)

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, cast
 
-__all__ = ["Column", "Kind", "Policy", "V2Datatype"]
+__all__ = ["Column", "Kind", "Missing", "Policy", "V2Datatype"]
 
 Kind = Literal["float", "integer", "boolean", "string", "datetime"]
+# How an object column marked a missing cell in training: None, float NaN or pd.NA.
+# Encoders learn that very value as a category, so serving must hand the same one back.
+Missing = Literal["none", "nan", "na"]
+MISSING: tuple[Missing, ...] = ("none", "nan", "na")
 Policy = Literal["reject", "flag"]
 V2Datatype = Literal["FP64", "INT64", "BOOL", "BYTES"]
 
@@ -40,7 +44,9 @@ class Column:
     ``categories`` is ``None`` for free text (too many distinct values in training)
     and for non-string columns. ``dtype`` is the pandas dtype seen in training
     (``"float32"``, ``"category"``, ``"str"`` …); validated frames are cast back to it
-    so the model sees what it was trained on.
+    so the model sees what it was trained on. ``missing`` is the value an ``object``
+    column held for a missing cell in training (``None`` when not recorded: contracts
+    from before it was, and columns whose dtype has one missing marker of its own).
     """
 
     name: str
@@ -50,12 +56,15 @@ class Column:
     max: float | None = None
     categories: tuple[str, ...] | None = None
     dtype: str | None = None
+    missing: Missing | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Column {self.name!r}: kind {self.kind!r} is not one of {KINDS}.")
         if self.categories is not None and self.kind != "string":
             raise ValueError(f"Column {self.name!r}: only string columns have categories.")
+        if self.missing is not None and self.missing not in MISSING:
+            raise ValueError(f"Column {self.name!r}: missing {self.missing!r} is not in {MISSING}.")
 
     @cached_property
     def category_set(self) -> frozenset[str]:
@@ -93,6 +102,7 @@ class Column:
             "max": self.max,
             "categories": None if self.categories is None else list(self.categories),
             "dtype": self.dtype,
+            "missing": self.missing,
         }
 
     @classmethod
@@ -107,6 +117,7 @@ class Column:
             max=data.get("max"),
             categories=None if cats is None else tuple(str(c) for c in cats),
             dtype=data.get("dtype"),
+            missing=cast("Missing | None", data.get("missing")),
         )
 
 

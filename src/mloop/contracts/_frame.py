@@ -32,18 +32,22 @@ def _pandas_dtype(name: str) -> Any:
 
 
 def restore_dtype(col: Column, arr: np.ndarray) -> Any:
-    """Cast a validated array to the column's training dtype where it can hold the values."""
-    if col.dtype is None or col.dtype == str(arr.dtype):
+    """Cast a validated array to the column's training dtype, missing cells included.
+
+    Missing cells come back as the training frame held them: ``NaN`` in pandas ``str``
+    columns, ``pd.NA`` in ``string`` and nullable columns, the recorded marker in
+    ``object`` columns. An encoder that learned "missing" as a category (scikit-learn's
+    ``OneHotEncoder`` learns ``nan``) then sees that very category, not an unknown one.
+    """
+    if col.dtype is None or (col.dtype == str(arr.dtype) and arr.dtype != np.dtype(object)):
         return arr
-    if col.kind == "string":
-        if col.dtype == "category":
-            return _categorical(col, arr)
-        target = _pandas_dtype(col.dtype)
-        # "str"/"string"/object: served as object arrays, the values are the same.
-        return arr
+    if col.dtype == "category" and col.kind == "string":
+        return _categorical(col, arr)
     target = _pandas_dtype(col.dtype)
-    if target is None or target == np.dtype(object):
+    if target is None:
         return arr
+    if target == np.dtype(object):
+        return _objects(col, arr)
     if isinstance(target, np.dtype):
         # NaN cannot live in integer or bool dtypes: keep float64 when there are gaps.
         if target.kind in "iub" and arr.dtype.kind == "f":
@@ -54,9 +58,35 @@ def restore_dtype(col: Column, arr: np.ndarray) -> Any:
     if isinstance(target, pd.DatetimeTZDtype) and arr.dtype.kind == "M":
         return pd.array(arr).tz_localize("UTC").tz_convert(target.tz)
     try:
-        return pd.array(arr, dtype=target)  # nullable Int64/Float64/boolean
+        # pandas "str" (NaN for missing), "string", nullable Int64/Float64/boolean (pd.NA)
+        return pd.array(arr, dtype=target)
     except (TypeError, ValueError):
         return arr
+
+
+_MARKERS: dict[str | None, Any] = {None: None, "none": None, "nan": np.nan, "na": pd.NA}
+
+
+def _objects(col: Column, arr: np.ndarray) -> np.ndarray:
+    """An object array as training had it: Python values, the recorded missing marker."""
+    marker = _MARKERS[col.missing]
+    if arr.dtype == np.dtype(object):
+        if marker is None:
+            return arr
+        out = arr.copy()
+        out[pd.isna(arr)] = marker
+        return out
+    missing = np.isnan(arr) if arr.dtype.kind == "f" else None
+    if col.kind == "boolean" and arr.dtype.kind == "f":
+        values = arr == 1.0  # boolean cells arrive as 0/1/NaN when some are missing
+    elif col.kind == "integer" and arr.dtype.kind == "f":
+        values = np.where(np.isnan(arr), 0, arr).astype(np.int64)
+    else:
+        values = arr
+    out: np.ndarray = values.astype(object)
+    if missing is not None and missing.any():
+        out[missing] = marker if col.missing is not None else np.nan
+    return out
 
 
 def _categorical(col: Column, arr: np.ndarray) -> pd.Categorical:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.contracts._column import Column, Kind
+from mloop.contracts._column import Column, Kind, Missing
 from mloop.contracts._schema import Schema
 from mloop.errors import InvalidInput
 
@@ -75,9 +75,24 @@ def _infer_column(name: str, s: pd.Series) -> Column:
         if kind == "integer" and lo is not None and hi is not None:
             lo, hi = int(lo), int(hi)
         return Column(name, kind, nullable, lo, hi, dtype=recorded)
+    missing = _missing_marker(s) if nullable and dtype == np.dtype(object) else None
     if kind == "string":
-        return Column(name, kind, nullable, categories=_categories(s), dtype=recorded)
-    return Column(name, kind, nullable, dtype=recorded)
+        cats = _categories(s)
+        return Column(name, kind, nullable, categories=cats, dtype=recorded, missing=missing)
+    return Column(name, kind, nullable, dtype=recorded, missing=missing)
+
+
+def _missing_marker(s: pd.Series) -> Missing:
+    """The value an object column holds where a cell is missing (the most common one)."""
+    counts = {"none": 0, "nan": 0, "na": 0}
+    for v in s[s.isna()].tolist():
+        if v is None:
+            counts["none"] += 1
+        elif v is pd.NA:
+            counts["na"] += 1
+        else:  # float('nan'), np.nan, NaT: what pandas writes into object columns
+            counts["nan"] += 1
+    return max(("nan", "none", "na"), key=lambda k: counts[k])  # type: ignore[return-value]
 
 
 def _kind_of(name: str, s: pd.Series) -> Kind:

@@ -55,6 +55,12 @@ def _bytes_elements(raw: bytes) -> list[str]:
     return out
 
 
+def _has_null(data: Any) -> bool:
+    if isinstance(data, list):
+        return any(v is None or (isinstance(v, list) and _has_null(v)) for v in data)
+    return data is None
+
+
 def _tensor(spec: Mapping[str, Any], binary: memoryview, pos: int) -> tuple[Any, list[int], int]:
     name = spec.get("name")
     datatype = str(spec.get("datatype", "")).upper()
@@ -83,6 +89,10 @@ def _tensor(spec: Mapping[str, Any], binary: memoryview, pos: int) -> tuple[Any,
         if datatype == "BYTES":
             flat = np.asarray(data, dtype=object).ravel().tolist()
             values = [v.decode() if isinstance(v, bytes) else v for v in flat]
+        elif _has_null(data):
+            # JSON null is a missing cell: numpy would turn it into False (BOOL) or fail
+            # (INT64), so the column goes to the contract as values, like records do.
+            values = np.asarray(data, dtype=object).ravel().tolist()
         else:
             try:
                 values = np.asarray(data, dtype=_DTYPES[datatype]).ravel()
