@@ -73,9 +73,9 @@ def _objects(col: Column, arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.dtype(object):
         if marker is None:
             return arr
-        out = arr.copy()
-        out[pd.isna(arr)] = marker
-        return out
+        marked = arr.copy()
+        marked[pd.isna(arr)] = marker
+        return marked
     missing = np.isnan(arr) if arr.dtype.kind == "f" else None
     if col.kind == "boolean" and arr.dtype.kind == "f":
         values = arr == 1.0  # boolean cells arrive as 0/1/NaN when some are missing
