@@ -9,6 +9,7 @@ from mloop.flavors._artifact import load_artifact
 from mloop.flavors._base import ArrayModel, Flavor, Model, Predictions, Task
 from mloop.flavors._catalog import FLAVORS, flavor_for, get_flavor
 from mloop.flavors._mlflow import MlflowModelDir, import_mlflow
+from mloop.flavors._pyfunc import task_from_target
 
 __all__ = [
     "FLAVORS",
@@ -22,4 +23,5 @@ __all__ = [
     "get_flavor",
     "import_mlflow",
     "load_artifact",
+    "task_from_target",
 ]

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from mloop.errors import FatalError, InvalidInput, MissingDependency
 from mloop.flavors._base import Model
 from mloop.flavors._estimator import (
@@ -28,7 +30,7 @@ from mloop.flavors._estimator import (
 )
 from mloop.flavors._outputs import check_task, classes_from_meta, json_ready
 
-__all__ = ["PyfuncFlavor", "object_model", "pickle_by_value"]
+__all__ = ["PyfuncFlavor", "object_model", "pickle_by_value", "task_from_target"]
 
 _FILE = "model.cloudpickle"
 
@@ -97,6 +99,29 @@ def object_model(obj: Any, *, task: Any = None, classes: Any = None) -> FrameMod
     return FrameModel(
         obj, task=resolved, classes=found if resolved == "classification" else (), inputs="frame"
     )
+
+
+def task_from_target(model: object, meta: Mapping[str, Any], target: Any) -> dict[str, Any]:
+    """``meta`` as a classifier's when the object is silent about its task and ``target``
+    holds class names (text, flags or categories), with the classes taken from it.
+
+    A plain object with ``predict`` and no ``classes_`` would otherwise be registered
+    as a regressor and fail on its first text answer; an object that declares
+    ``task`` or has ``classes_`` keeps what it says.
+    """
+    out = dict(meta)
+    if target is None or getattr(model, "task", None) is not None or hasattr(model, "classes_"):
+        return out
+    import pandas as pd
+
+    labels = pd.Series(np.asarray(target, dtype=object).ravel()).dropna().infer_objects()
+    dtype = labels.dtype
+    names_classes = pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype)
+    if labels.empty or not names_classes:
+        return out
+    out["task"] = "classification"
+    out["classes"] = json_ready(tuple(sorted(labels.unique().tolist(), key=str)))
+    return out
 
 
 class PyfuncFlavor:

@@ -91,7 +91,7 @@ class Registry:
         ``reference_target`` the calibration for label-free performance estimates.
         """
         from mloop.contracts import build_profile, infer_schema
-        from mloop.flavors import flavor_for, get_flavor
+        from mloop.flavors import flavor_for, get_flavor, task_from_target
 
         validate_name(name)
         if alias is not None:
@@ -101,6 +101,8 @@ class Registry:
             folder = Path(tmp) / "model"
             folder.mkdir()
             flavor_meta = dict(chosen.save(model, folder, trust=trust))
+            if chosen.name == "pyfunc":
+                flavor_meta = task_from_target(model, flavor_meta, target)
             manifest = {
                 str(path.relative_to(folder)): self.artifacts.put_file(path)
                 for path in sorted(folder.rglob("*"))
