@@ -2,7 +2,8 @@
 
 A model is registered with the frame it was trained on; then every way a user can
 ask mloop for a prediction (the Python API with a frame or records, the records
-API, the Open Inference Protocol, ``mloop predict`` on CSV and Parquet) must give
+API, the WebSocket feed, the Open Inference Protocol, ``mloop predict`` on CSV and
+Parquet) must give
 exactly what ``model.predict`` / ``predict_proba`` give on that frame. The probe
 model (``FrameProbe``) answers with a hash of the frame it is handed, so it fails on
 any difference in dtype or missing marker even where a real model happens to agree.
@@ -10,6 +11,7 @@ any difference in dtype or missing marker even where a real model happens to agr
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -176,6 +178,23 @@ def test_records_api(client: Any, registry: Registry, registered: Any, case: Cas
     assert r.status_code == 200, r.text
     classes = registry.load(name, trust=True).classes
     _assert_same(*_answers(r.json()["predictions"], classes), labels, proba)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[1]], ids=_case_id)
+def test_websocket_feed(client: Any, registry: Registry, registered: Any, case: Case) -> None:
+    name, model, data = registered(case)
+    labels, proba = _expected(model, data.X, data.task)
+    head = data.X.head(40)
+    with client.websocket_connect(f"/models/{name}/stream") as ws:
+        ws.send_text(json.dumps({"id": "all", "records": _records(head)}))
+        body = ws.receive_json()
+    assert body["id"] == "all" and "predictions" in body, body
+    classes = registry.load(name, trust=True).classes
+    _assert_same(
+        *_answers(body["predictions"], classes),
+        labels[:40],
+        None if proba is None else proba[:40],
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
