@@ -58,6 +58,12 @@ class ServingSettings:
     fast_routes: bool = True
     # FastAPI's native OpenTelemetry spans and metrics (for processes with OTel providers).
     otel: bool = False
+    # A request's headers must arrive within this of its first byte, its body within
+    # body_timeout_s of the headers; one client address holds at most this many
+    # connections (0: no cap; set it behind a load balancer, whose address all share).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections_per_client: int = 512
 
 
 @dataclass(frozen=True)

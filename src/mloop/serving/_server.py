@@ -81,10 +81,18 @@ def _socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 def _uvicorn_config(app: Any, settings: Settings) -> Any:
     import uvicorn
 
+    from mloop._connections import ConnectionLimits, guarded_protocol
+
+    cfg = settings.serving
+    limits = ConnectionLimits(
+        header_timeout_s=cfg.header_timeout_s,
+        body_timeout_s=cfg.body_timeout_s,
+        max_per_client=cfg.max_connections_per_client,
+    )
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(limits),
         ws="websockets-sansio",
         lifespan="on",
         log_level="warning",
