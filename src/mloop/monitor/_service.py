@@ -38,6 +38,21 @@ _FEEDBACK_LOOKBACK_S = 7 * 86400.0  # how far back a label looks for its predict
 
 def parse_since(value: str | float | int | dt.datetime | None, now: float, default: str) -> float:
     """Epoch seconds from ``"24h"`` (ago), an epoch number, an ISO date/time or a datetime."""
+    seconds = _since_seconds(value, now, default)
+    if not -_MAX_EPOCH_S <= seconds <= _MAX_EPOCH_S:  # also NaN
+        raise InvalidInput(
+            f"since/until {value!r} is not a time between years 1 and 9999; give a duration "
+            "(24h, 7d), an epoch time in seconds or an ISO date."
+        )
+    return seconds
+
+
+_MAX_EPOCH_S = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+
+
+def _since_seconds(
+    value: str | float | int | dt.datetime | None, now: float, default: str
+) -> float:
     if value is None:
         value = default
     if isinstance(value, dt.datetime):
@@ -240,6 +255,8 @@ class Monitor:
         start = parse_since(since, now, "24h")
         stop = now if until is None else parse_since(until, now, "0s")
         width = parse_duration(window or self.settings.monitor.window, "window")
+        if width <= 0:
+            raise InvalidInput(f"window {window!r} must be longer than zero, e.g. 1h.")
         if stop <= start:
             raise InvalidInput(f"until ({stop}) must be after since ({start}).")
         if (stop - start) / width > _MAX_WINDOWS:

@@ -48,7 +48,8 @@ def parse_ref(ref: str) -> ModelRef:
         return ModelRef(validate_name(name), alias=validate_name(alias, "alias"))
     if ":" in ref:
         name, version = ref.rsplit(":", 1)
-        if not version.isdigit() or int(version) < 1:
+        # isdigit() alone admits "²" and other digits int() refuses
+        if not (version.isascii() and version.isdigit()) or int(version) < 1:
             raise InvalidInput(
                 f"Model reference {ref!r} has version {version!r}; versions are whole numbers "
                 "from 1, e.g. churn:3."

@@ -26,6 +26,7 @@ from mloop.store import ArtifactStore, MetadataStore, aliases, audit_events, mod
 __all__ = ["Registry", "current_actor"]
 
 _PROFILE_SAMPLE_ROWS = 100_000
+MAX_VERSION = 2**31 - 1  # the version column is a 32-bit integer on PostgreSQL
 
 
 def current_actor(actor: str | None = None) -> str:
@@ -388,6 +389,8 @@ class Registry:
     # --- helpers -------------------------------------------------------------------
 
     def _version(self, conn: Connection, name: str, version: int) -> ModelVersion:
+        if not 0 < version <= MAX_VERSION:  # beyond the column's range no version can exist
+            raise self._no_version(conn, name, version)
         row = conn.execute(
             sa.select(model_versions).where(
                 model_versions.c.model_name == name, model_versions.c.version == version
@@ -398,6 +401,8 @@ class Registry:
         return _to_version(row, self._aliases_by_version(conn, name).get(version, ()))
 
     def _require_version(self, conn: Connection, name: str, version: int) -> None:
+        if not 0 < version <= MAX_VERSION:
+            raise self._no_version(conn, name, version)
         exists = conn.execute(
             sa.select(model_versions.c.id).where(
                 model_versions.c.model_name == name, model_versions.c.version == version

@@ -60,7 +60,30 @@ def parse_records(body: bytes) -> Job:
                 "{column: value}.",
                 violations=[{"row": i, "field": None, "message": "not an object"}],
             )
+        for field, value in r.items():
+            if type(value) in (list, dict) and nesting_exceeds(value, MAX_NESTING):
+                raise InvalidInput(
+                    f"Record {i} field {field!r} nests lists or objects more than "
+                    f"{MAX_NESTING} levels deep; send each value as a number, string, "
+                    "boolean or null.",
+                    violations=[{"row": i, "field": field, "message": "nested too deep"}],
+                )
     return Job("records", records, len(records))
+
+
+MAX_NESTING = 32  # far beyond any real cell; orjson writes (cache key, log) at most 255
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """True when lists/objects in ``value`` nest deeper than ``limit`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if type(c) in (list, dict))
+    return False
 
 
 def _body(ctx: ServingContext, name: str, outcome: Any, rid: str) -> bytes:

@@ -10,6 +10,7 @@ regressors answer ``value`` (FP64).
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["decode_infer", "encode_infer", "model_metadata"]
 
 HEADER = "inference-header-content-length"
+_MAX_DIMS = 8
 
 _DTYPES: dict[str, Any] = {
     "BOOL": np.bool_,
@@ -56,9 +58,14 @@ def _bytes_elements(raw: bytes) -> list[str]:
 
 
 def _has_null(data: Any) -> bool:
-    if isinstance(data, list):
-        return any(v is None or (isinstance(v, list) and _has_null(v)) for v in data)
-    return data is None
+    stack = [data]
+    while stack:  # no recursion: the JSON parser admits nesting deeper than Python's stack
+        item = stack.pop()
+        if item is None:
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _tensor(spec: Mapping[str, Any], binary: memoryview, pos: int) -> tuple[Any, list[int], int]:
@@ -70,18 +77,37 @@ def _tensor(spec: Mapping[str, Any], binary: memoryview, pos: int) -> tuple[Any,
             "Each v2 input needs 'name', 'shape', 'datatype' and 'data', e.g. "
             '{"name": "age", "shape": [1], "datatype": "FP64", "data": [42.0]}.'
         )
+    if len(shape) > _MAX_DIMS or not all(type(d) is int and d >= 0 for d in shape):
+        raise InvalidInput(
+            f"Input {name!r} has shape {str(shape)[:80]}; a shape is a list of at most "
+            f"{_MAX_DIMS} whole numbers from 0, e.g. [3] or [3, 1].",
+            input=name,
+        )
     if datatype != "BYTES" and datatype not in _DTYPES:
         raise InvalidInput(
             f"Input {name!r} has datatype {datatype!r}; use one of BYTES, {', '.join(_DTYPES)}."
         )
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    parameters = spec.get("parameters") or {}
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
-        chunk = bytes(binary[pos : pos + int(size)])
-        pos += int(size)
-        if datatype == "BYTES":
-            values: Any = _bytes_elements(chunk)
-        else:
-            values = np.frombuffer(chunk, dtype=_DTYPES[datatype])
+        if type(size) is not int or not 0 <= size <= len(binary) - pos:
+            raise InvalidInput(
+                f"Input {name!r} has binary_data_size {str(size)[:40]}, but "
+                f"{len(binary) - pos} bytes of binary data are left after the JSON header.",
+                input=name,
+            )
+        chunk = bytes(binary[pos : pos + size])
+        pos += size
+        try:
+            if datatype == "BYTES":
+                values: Any = _bytes_elements(chunk)
+            else:
+                values = np.frombuffer(chunk, dtype=_DTYPES[datatype])
+        except (struct.error, ValueError) as exc:
+            raise InvalidInput(
+                f"Input {name!r}: its {size} binary bytes are not {datatype} elements ({exc}).",
+                input=name,
+            ) from exc
     else:
         data = spec.get("data")
         if data is None:
@@ -100,7 +126,7 @@ def _tensor(spec: Mapping[str, Any], binary: memoryview, pos: int) -> tuple[Any,
                 raise InvalidInput(
                     f"Input {name!r} data is not {datatype}: {exc}.", input=name
                 ) from exc
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if len(values) != count:
         raise InvalidInput(
             f"Input {name!r} has shape {shape} ({count} values) but {len(values)} values.",

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 import mloop
 from mloop.auth import Scope
-from mloop.errors import InvalidInput
+from mloop.errors import InvalidInput, MloopError, UserError
 from mloop.serving._flow import ServingContext
 from mloop.serving._http import json_response
 from mloop.serving._v2 import HEADER, decode_infer, encode_infer, model_metadata
@@ -122,7 +122,17 @@ def v2_router(ctx: ServingContext) -> APIRouter:
     async def _ready(request: Request, name: str, version: int | None) -> Response:
         await ctx.authorize(request.headers, Scope.PREDICT, request.scope["state"])
         decision = engine.route(name, None, version)
-        return json_response({"name": name, "version": str(decision.version), "ready": True})
+        body: dict[str, Any] = {"name": name, "version": str(decision.version), "ready": True}
+        try:
+            # Ready means it loads: a version that does not exist is a 404, one whose
+            # artifact fails to load (tampered, missing extra) is not ready.
+            await engine.pool.get(name, decision.version)
+        except UserError:
+            raise
+        except MloopError as exc:
+            body.update(ready=False, error=exc.to_dict()["error"])
+            return json_response(body, 503)
+        return json_response(body)
 
     @router.get("/models/{name}/ready", summary="Model is servable")
     async def model_ready(name: str, request: Request) -> Response:
