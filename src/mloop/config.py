@@ -64,6 +64,8 @@ class ServingSettings:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
     max_connections_per_client: int = 512
+    # Without API keys on loopback only loopback Host names are served; more, comma-separated.
+    allowed_hosts: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from mloop.serving._flow import PredictionSink, ServingContext
 from mloop.serving._guard import Guard, auth_required
 from mloop.serving._http import RequestContext, install_error_handlers
 from mloop.serving._limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from mloop.serving._local_only import LocalOnly
 from mloop.serving._routes import records_router
 from mloop.serving._routing import TrafficRouter
 from mloop.serving._stats import ServingStats
@@ -111,11 +112,13 @@ def create_app(
         app.include_router(extra, dependencies=[Depends(_scope_dependency(ctx, scope))])
     if settings.serving.fast_routes:
         app.add_middleware(FastRoutes, ctx=ctx, on_error=on_error)  # inside RequestContext
+    allowed = [h.strip() for h in settings.serving.allowed_hosts.split(",") if h.strip()]
     app.add_middleware(
         RequestContext,
         max_body_bytes=settings.serving.max_body_bytes,
         access_log=settings.serving.access_log,
         on_error=on_error,
+        local_only=None if required else LocalOnly(allowed),
     )
     return app
 

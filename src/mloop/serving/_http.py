@@ -21,7 +21,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mloop.errors import FatalError, InvalidInput, MloopError, NotFound, PayloadTooLarge, UserError
+from mloop.errors import (
+    FatalError,
+    Forbidden,
+    InvalidInput,
+    MloopError,
+    NotFound,
+    PayloadTooLarge,
+    UserError,
+)
+from mloop.serving._local_only import LocalOnly
 
 __all__ = [
     "RequestContext",
@@ -62,8 +71,10 @@ class RequestContext:
         max_body_bytes: int,
         access_log: bool,
         on_error: Callable[[MloopError], None],
+        local_only: LocalOnly | None = None,
     ) -> None:
         self.app = app
+        self.local_only = local_only
         self.max_body = max_body_bytes
         self.access = structlog.get_logger("mloop.access") if access_log else None
         self.on_error = on_error
@@ -74,14 +85,31 @@ class RequestContext:
             return
         rid = ""
         length = -1
+        host = origin = content_type = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 rid = value.decode("latin-1")[:128]
             elif key == b"content-length":
                 length = int(value) if value.isdigit() else -1
+            elif key == b"host":
+                host = value
+            elif key == b"origin":
+                origin = value
+            elif key == b"content-type":
+                content_type = value
         rid = rid or os.urandom(8).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = rid
+        if self.local_only is not None and self.local_only.applies(scope.get("server")):
+            try:
+                self.local_only.check(scope.get("method", "GET"), host, origin, content_type)
+            except Forbidden as refused:
+                self.on_error(refused)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    await _send_error(send, refused, rid)
+                return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
