@@ -13,7 +13,8 @@
     ├── OperatorError               type "operator_fixable": whoever runs mloop acts
     │   ├── ConfigurationError  500 bad settings, unreachable URLs
     │   ├── MissingDependency   500 an optional extra is not installed
-    │   └── IntegrityError      500 an artifact's bytes do not match its recorded sha256
+    │   ├── IntegrityError      500 an artifact's bytes do not match its recorded sha256
+    │   └── ModelFailed         500 the model itself raised or answered nonsense
     ├── RetryableError              type "retryable": nobody acts, try again later
     │   ├── Overloaded       429    queue full or rate limited (carries ``retry_after``)
     │   ├── Unavailable      503    model warming up, upstream down
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidInput",
     "MissingDependency",
     "MloopError",
+    "ModelFailed",
     "NotFound",
     "OperatorError",
     "Overloaded",
@@ -181,6 +183,16 @@ class IntegrityError(OperatorError):
     """Stored bytes do not match the hash recorded for them."""
 
     code = "integrity"
+
+
+class ModelFailed(OperatorError):
+    """The model's own code raised (or answered what no prediction can be).
+
+    Not mloop's bug and not the caller's: whoever deployed the model must look at
+    it. It counts as a failure of that version, so rollout guards see it.
+    """
+
+    code = "model_failed"
 
 
 # --- nobody must act: try again ------------------------------------------------------

@@ -58,6 +58,7 @@ from mloop.rollout._service import Rollouts
 from mloop.rollout._state import TERMINAL_PHASES, Action, Decision, Phase, RolloutState
 from mloop.rollout._stats import Verdict, msprt
 from mloop.rollout._store import RolloutStore
+from mloop.rollout._traffic import TrafficLedger, TrafficRecorder
 
 __all__ = [
     "GUARD_METRICS",
@@ -83,6 +84,8 @@ __all__ = [
     "RoutingTable",
     "ShadowPolicy",
     "Strategy",
+    "TrafficLedger",
+    "TrafficRecorder",
     "TrafficRouter",
     "Verdict",
     "VersionStats",

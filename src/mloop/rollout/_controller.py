@@ -19,7 +19,13 @@ from mloop.errors import Conflict
 from mloop.registry import Registry
 from mloop.rollout._decide import next_step
 from mloop.rollout._observations import Observations, ObservationSource, VersionStats
-from mloop.rollout._policy import Policy, ShadowPolicy, policy_from_dict
+from mloop.rollout._policy import (
+    BlueGreenPolicy,
+    CanaryPolicy,
+    Policy,
+    ShadowPolicy,
+    policy_from_dict,
+)
 from mloop.rollout._service import Rollouts
 from mloop.rollout._state import Decision
 
@@ -68,7 +74,7 @@ class Controller:
         applied: list[Decision] = []
         for state, policy in self.rollouts.store.all_active():
             last = self._last_eval.get(state.id)
-            if last is not None and now - last < policy.interval_s and state.phase != "warming":
+            if last is not None and now - last < judge_every(policy) and state.phase != "warming":
                 continue
             self._last_eval[state.id] = now
             # The candidate is judged on this step's traffic only; stable is the baseline
@@ -126,3 +132,20 @@ class Controller:
                 await self.clock.sleep(self.tick_s)
         finally:
             await asyncio.to_thread(self.rollouts.store.release_lease, LEASE_NAME, self.holder)
+
+
+def judge_every(policy: Policy) -> float:
+    """Seconds between judgements: the policy's interval, but at least four per step.
+
+    A 20 s canary step judged every 30 s would let a failing candidate take its whole
+    step (and more) of traffic; judging reads shared counters, so it is cheap.
+    """
+    if isinstance(policy, CanaryPolicy):
+        span = policy.step_duration_s
+    elif isinstance(policy, BlueGreenPolicy):
+        span = policy.hold_s
+    elif isinstance(policy, ShadowPolicy):
+        span = policy.duration_s
+    else:
+        return policy.interval_s
+    return min(policy.interval_s, max(1.0, span / 4))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["metadata", "rollout_events", "rollout_leases", "rollouts"]
+__all__ = ["metadata", "rollout_events", "rollout_leases", "rollout_traffic", "rollouts"]
 
 metadata = sa.MetaData()
 
@@ -60,4 +60,18 @@ rollout_leases = sa.Table(
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# Per-second tallies of every serving process (see ``_traffic.py``).
+rollout_traffic = sa.Table(
+    "rollout_traffic",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("second", sa.BigInteger, primary_key=True),
+    sa.Column("writer", sa.String(200), primary_key=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("histogram", sa.Text, nullable=False),
+    sa.Index("ix_rollout_traffic_second", "second"),
 )

@@ -239,15 +239,20 @@ class Engine:
         job: Job,
         *,
         priority: Priority = "interactive",
+        cached: bool = True,
     ) -> tuple[Predictions, ModelVersion, bool]:
-        """Predictions for ``job`` from ``name:version``, whether they came from the cache."""
+        """Predictions for ``job`` from ``name:version``, whether they came from the cache.
+
+        ``cached=False`` computes every time (a rollout's candidate: its guard must
+        see each request's real outcome, not an earlier success replayed).
+        """
         async with self.pool.lease(name, version) as served:
             batcher = served.batcher
 
             async def compute() -> Predictions:
                 return await batcher.submit(job, job.rows, priority)
 
-            if self.cache is None:
+            if self.cache is None or not cached:
                 return await compute(), served.version, False
             key = cache_key(name, version, job.data)
             try:

@@ -12,7 +12,7 @@ import numpy as np
 
 from mloop.auth import Principal, Scope
 from mloop.config import Settings
-from mloop.errors import InvalidInput, MloopError
+from mloop.errors import FatalError, InvalidInput, MloopError
 from mloop.flavors import Predictions
 from mloop.registry import ModelVersion
 from mloop.serving._batcher import Priority
@@ -24,6 +24,10 @@ from mloop.serving._routing import RouteDecision
 from mloop.serving._runtime import Job
 
 __all__ = ["Outcome", "PredictionSink", "ServingContext"]
+
+# Arms the prediction cache may answer: a rollout's candidate ("candidate", "b") and
+# the A/B control ("a") always compute, so their guards count real outcomes.
+_CACHED_ARMS = frozenset({"stable", "pinned"})
 
 
 class PredictionSink(Protocol):
@@ -128,7 +132,11 @@ class ServingContext:
         try:
             with self._deadlines.within(timeout):
                 predictions, mv, cached = await engine.predict(
-                    name, decision.version, job, priority=priority
+                    name,
+                    decision.version,
+                    job,
+                    priority=priority,
+                    cached=decision.arm in _CACHED_ARMS,
                 )
         except TimeoutError:
             exc = deadline_error(timeout)
@@ -136,6 +144,9 @@ class ServingContext:
             raise exc from None
         except MloopError as exc:
             self._record_failure(name, decision.version, api, exc, started)
+            raise
+        except Exception:  # a bug: still a failed request of this version for its guards
+            self._record_failure(name, decision.version, api, FatalError("bug"), started)
             raise
         seconds = time.perf_counter() - started
         engine.metrics.observe(name, decision.version, api, 200, seconds)

@@ -1,9 +1,10 @@
-"""What the rollout controller sees from a running server: live stats plus monitoring.
+"""What the rollout controller sees from a running server: fleet traffic plus monitoring.
 
 ``GuardStats`` is serving's ``ServingStats`` that also keeps timestamped events in
 the rollout area's ``InMemoryObservations``, so the controller can ask "since the
 step started" rather than "over the last minute". ``LiveObservations`` is the
-``ObservationSource``: requests, errors, latency and shadow agreement from those
+``ObservationSource``: requests, errors and latency of every process from the shared
+traffic ledger (or this process's events without one), shadow agreement from those
 events, readiness from the model pool, and prediction drift, realized and
 estimated accuracy from the monitor's read of the prediction log (refreshed in a
 background thread and cached for a few seconds, since reading the log is far dearer
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mloop._clock import Clock, SystemClock
-from mloop.rollout import InMemoryObservations, VersionStats
+from mloop.rollout import InMemoryObservations, TrafficLedger, TrafficRecorder, VersionStats
 from mloop.serving._stats import ServingStats
 
 if TYPE_CHECKING:
@@ -34,18 +35,30 @@ ReadyCheck = Callable[[str, int], bool]
 
 
 class GuardStats(ServingStats):
-    """``ServingStats`` that also records every request and shadow pair with its time."""
+    """``ServingStats`` that also records every request and shadow pair with its time.
+
+    With a ``recorder`` each request is also tallied for the shared traffic ledger,
+    so the controller, wherever it runs, sees the requests of every process.
+    """
 
     def __init__(
-        self, events: InMemoryObservations, window_s: float = 60.0, *, clock: Clock | None = None
+        self,
+        events: InMemoryObservations,
+        window_s: float = 60.0,
+        *,
+        clock: Clock | None = None,
+        recorder: TrafficRecorder | None = None,
     ) -> None:
         super().__init__(window_s, clock=clock)
         self.events = events
+        self.recorder = recorder
 
     def observe(self, model: str, version: int, latency_ms: float, ok: bool = True) -> None:
         """Record one request in the window and as a guard event."""
         super().observe(model, version, latency_ms, ok)
         self.events.record_request(model, version, latency_ms, error=not ok)
+        if self.recorder is not None:
+            self.recorder.record(model, version, latency_ms, ok)
 
     def observe_shadow(self, model: str, version: int, agreed: int, compared: int) -> None:
         """Record shadow rows of ``version``; each compared row is one guard pair."""
@@ -65,8 +78,10 @@ class LiveObservations:
         monitor: Monitor | None = None,
         clock: Clock | None = None,
         monitor_ttl_s: float = 10.0,
+        ledger: TrafficLedger | None = None,
     ) -> None:
         self.events = events
+        self.ledger = ledger
         self.is_ready = is_ready
         self.monitor = monitor
         self.clock = clock or SystemClock()
@@ -79,10 +94,18 @@ class LiveObservations:
     def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, VersionStats]:
         """Stats per version over events at or after ``since`` (epoch seconds)."""
         live = self.events.observe(model, versions, since)
+        fleet = self.ledger.observe(model, versions, since) if self.ledger is not None else None
         guards = self._monitored(model, versions, since)
         out = {}
         for v in versions:
             extra: dict[str, Any] = {"ready": self.is_ready(model, v)}
+            if fleet is not None:
+                # Requests, errors and latency of every worker and replica, not this one's.
+                totals = fleet.get(v)
+                extra["requests"] = totals.requests if totals else 0
+                extra["errors"] = totals.errors if totals else 0
+                extra["p50_ms"] = totals.p50_ms if totals else None
+                extra["p99_ms"] = totals.p99_ms if totals else None
             found = guards.get(v)
             if found:
                 extra["prediction_drift"] = found.get("prediction_drift")

@@ -57,10 +57,16 @@ def alert_tick_s(windows: Sequence[float]) -> float:
 
 
 class LoopRunner:
-    """Runs ``step`` every ``every_s`` while this process holds ``lease``; never dies of errors."""
+    """Runs ``step`` every ``every_s`` while this process holds ``lease`` (or always, without
+    one); never dies of errors."""
 
     def __init__(
-        self, name: str, step: Callable[[], Any], every_s: float, lease: Lease, clock: Clock
+        self,
+        name: str,
+        step: Callable[[], Any],
+        every_s: float,
+        lease: Lease | None,
+        clock: Clock,
     ) -> None:
         self.name = name
         self.step = step
@@ -70,7 +76,7 @@ class LoopRunner:
         self.runs = 0
 
     def _once(self) -> None:
-        if self.lease.held():
+        if self.lease is None or self.lease.held():
             self.step()
             self.runs += 1
 
@@ -91,7 +97,8 @@ class LoopRunner:
                     task.cancel()
         finally:
             try:
-                await asyncio.to_thread(self.lease.release)
+                if self.lease is not None:
+                    await asyncio.to_thread(self.lease.release)
             except Exception:
                 _log.warning("could not release the %s lease", self.name, exc_info=True)
 

@@ -12,19 +12,30 @@ than the validation itself for a one-row request).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 
-from mloop.errors import InvalidInput, MloopError
+from mloop.errors import (
+    InvalidInput,
+    MloopError,
+    ModelFailed,
+    OperatorError,
+    RetryableError,
+    UserError,
+)
 from mloop.flavors import ArrayModel, Predictions
 
 if TYPE_CHECKING:
     from mloop.contracts import Schema, Violation
     from mloop.registry import Predictor
+
+_log = logging.getLogger("mloop.serving")
 
 __all__ = ["Job", "run_batch", "uses_matrix", "warmup_job"]
 
@@ -151,15 +162,68 @@ def run_batch(
         return results
     if matrix:
         joined = frames[0] if len(frames) == 1 else np.concatenate(frames)
-        predictions = predictor.model.predict_array(joined)  # type: ignore[attr-defined]
     else:
         joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        predictions = predictor.model.predict(joined)
+    try:
+        predictions = _predict(predictor, joined, matrix)
+    except ModelFailed as exc:
+        if len(spans) == 1:
+            results[spans[0][0]] = exc
+            return results
+        # One request's rows broke the model: each request of the batch on its own, so
+        # only the requests whose rows fail get the error.
+        for i, start, stop in spans:
+            part = joined[start:stop] if matrix else cast(pd.DataFrame, joined).iloc[start:stop]
+            try:
+                results[i] = _predict(predictor, part, matrix)
+            except ModelFailed as own:
+                results[i] = own
+        return results
     for i, start, stop in spans:
         results[i] = (
             predictions if (start == 0 and stop == len(joined)) else predictions.take(start, stop)
         )
     return results
+
+
+_logged: dict[tuple[str, str], float] = {}
+_TRACEBACK_EVERY_S = 60.0
+
+
+def _log_failure(ref: str, exc: Exception) -> None:
+    """The traceback once a minute per version and exception type; a short line otherwise.
+
+    A model that fails on a third of its requests would otherwise write a traceback per
+    request and make logging the bottleneck of the server.
+    """
+    key = (ref, type(exc).__name__)
+    now = time.monotonic()
+    if now - _logged.get(key, -_TRACEBACK_EVERY_S) >= _TRACEBACK_EVERY_S:
+        _logged[key] = now
+        _log.warning("model %s raised while predicting", ref, exc_info=exc)
+    else:
+        _log.info("model %s raised %s: %s", ref, type(exc).__name__, exc)
+
+
+def _predict(predictor: Predictor, data: Any, matrix: bool) -> Predictions:
+    """The model's answer; anything the model's own code raises becomes ``ModelFailed``."""
+    try:
+        if matrix:
+            return predictor.model.predict_array(data)  # type: ignore[attr-defined,no-any-return]
+        return predictor.model.predict(data)
+    except (UserError, OperatorError, RetryableError):
+        raise
+    except Exception as exc:  # the model's code, or its output failing mloop's checks
+        version = predictor.version
+        _log_failure(version.ref, exc)
+        raise ModelFailed(
+            f"Model {version.ref} failed while predicting: {type(exc).__name__}: {exc}. "
+            "The model itself raised; whoever deployed it must look at it (the server log "
+            "has the traceback).",
+            model=version.name,
+            version=version.version,
+            exception=type(exc).__name__,
+        ) from exc
 
 
 def _sample_value(column: Any) -> Any:

@@ -7,9 +7,10 @@
   "feedback" scope, ``/models/{name}/monitor/status|report`` behind "deploy");
 - the router follows rollout state in the database (``RolloutRouter``): every
   replica routes by the same state, and only to warm versions;
-- a rollout ``Controller`` reads ``LiveObservations`` (this process's request,
-  error, latency and shadow statistics plus the monitor's drift and accuracy) and,
-  while it holds the controller lease, promotes or rolls back;
+- a rollout ``Controller`` reads ``LiveObservations`` (requests, errors and latency
+  of every process from the shared traffic ledger, which each process writes about
+  once a second; this process's shadow statistics; the monitor's drift and accuracy)
+  and, while it holds the controller lease, promotes or rolls back;
 - an alert loop evaluates ``[[alerts]]`` (log, webhook and Prometheus gauges in
   ``/metrics``) and hands firing alerts to the retraining ``TriggerService``,
   which also ticks about once a minute (schedules, new labels).
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -31,7 +33,7 @@ from fastapi import FastAPI
 
 from mloop._clock import Clock, SystemClock
 from mloop.config import Settings
-from mloop.rollout import Controller, InMemoryObservations
+from mloop.rollout import Controller, InMemoryObservations, TrafficLedger, TrafficRecorder
 from mloop.serving._app import create_app
 from mloop.serving._flow import PredictionSink
 from mloop.serving._guards import GuardStats, LiveObservations
@@ -49,6 +51,7 @@ _log = logging.getLogger("mloop.serving")
 
 TRIGGER_TICK_S = 60.0
 ALERT_GRACE_S = 1.0
+TRAFFIC_FLUSH_S = 1.0
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Stack:
     triggers: TriggerService | None
     observations: LiveObservations | None = None
     loops: list[LoopRunner] = field(default_factory=list)
+    on_close: list[Callable[[], None]] = field(default_factory=list)
     _executor: ThreadPoolExecutor | None = None
     _stop: asyncio.Event | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -90,6 +94,11 @@ class Stack:
 
     def close(self) -> None:
         """Flush and close the prediction and feedback logs (after serving stopped)."""
+        for hook in self.on_close:
+            try:
+                hook()
+            except Exception:  # a last flush that fails must not keep the logs open
+                _log.warning("closing step failed", exc_info=True)
         self.monitor.close()
 
 
@@ -136,6 +145,8 @@ def build_app(
     if prediction_sink is not None:
         monitor.start_compaction()
     events = InMemoryObservations(clock)
+    recorder = TrafficRecorder(clock)
+    ledger = TrafficLedger(registry.store)
     router: RolloutRouter | None = None
     names = rollout_refs(refs)
     if create_kwargs.get("router") is None and names is not None:
@@ -147,7 +158,7 @@ def build_app(
         registry=registry,
         prediction_sink=sink,
         refs=refs,
-        stats=GuardStats(events),
+        stats=GuardStats(events, recorder=recorder),
         **create_kwargs,
     )
     engine = app.state.serving.engine
@@ -158,12 +169,18 @@ def build_app(
     controller = source = None
     if router is not None:
         router.is_ready = is_ready
-        source = LiveObservations(events, is_ready=is_ready, monitor=monitor, clock=clock)
+        source = LiveObservations(
+            events, is_ready=is_ready, monitor=monitor, clock=clock, ledger=ledger
+        )
         controller = Controller(registry, source, clock=clock, tick_s=controller_tick_s)
     alerter = _alerting(settings, registry, monitor, engine.metrics.registry, clock)
     built = build_triggers(settings, registry, monitor)
     triggers, executor = built if built is not None else (None, None)
     stack = Stack(monitor, router, controller, alerter, triggers, source, _executor=executor)
+    # Every process writes its own traffic tallies (no lease): the controller sums them.
+    flush = functools.partial(_flush_traffic, ledger, recorder, clock)
+    stack.loops.append(LoopRunner("traffic", flush, TRAFFIC_FLUSH_S, None, clock))
+    stack.on_close.append(flush)
     if alerter is not None:
         on_event = None if triggers is None else triggers.on_alert
         step = alert_step(alerter, clock, grace_s=ALERT_GRACE_S, on_event=on_event)
@@ -176,6 +193,10 @@ def build_app(
     app.state.stack = stack
     _wrap_lifespan(app, stack)
     return app
+
+
+def _flush_traffic(ledger: TrafficLedger, recorder: TrafficRecorder, clock: Clock) -> None:
+    ledger.flush(recorder, now=clock.now())
 
 
 def _wrap_lifespan(app: FastAPI, stack: Stack) -> None:

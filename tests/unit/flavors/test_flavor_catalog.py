@@ -23,6 +23,7 @@ def test_public_surface() -> None:
         "get_flavor",
         "import_mlflow",
         "load_artifact",
+        "task_from_target",
     ]
     assert FLAVORS == ("lightgbm", "mlflow", "onnx", "pyfunc", "sklearn", "xgboost")
 

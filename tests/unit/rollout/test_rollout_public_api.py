@@ -12,7 +12,8 @@ def test_public_names() -> None:
         "CanaryPolicy", "Controller", "DbRouter", "Decision", "Guard", "InMemoryObservations",
         "MetricSummary", "ObservationSource", "Observations", "Phase", "Policy", "RolloutState",
         "RolloutStore", "Rollouts", "RouteDecision", "RoutingTable", "ShadowPolicy", "Strategy",
-        "TrafficRouter", "VersionStats", "Verdict", "apply_command", "bucket", "guard_metrics",
+        "TrafficLedger", "TrafficRecorder", "TrafficRouter", "VersionStats", "Verdict",
+        "apply_command", "bucket", "guard_metrics",
         "initial_weight", "msprt", "next_step", "parse_duration", "policy_from_dict",
         "policy_to_dict",
     }  # fmt: skip
