@@ -69,6 +69,11 @@ def status(
     if fmt is Format.json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
+    for stream, count in result.quarantined.items():
+        console.print(
+            f"[yellow]{count} {stream} record(s) could not be stored and were quarantined; "
+            f"see {', '.join(p for p in result.dead_letters if f'/{stream}/' in p)}.[/yellow]"
+        )
     table = Table(
         "window",
         "rows",

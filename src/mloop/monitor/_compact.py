@@ -3,6 +3,13 @@
 Any process may compact (the server in the background, the CLI before it reads);
 an ``flock`` per writer folder keeps two compactors apart. Compaction reads only
 whole frames, so it can run while the owning writer keeps appending.
+
+A record the log store cannot hold (a time beyond the calendar, a row index beyond
+the column, written by an older version or a bug) is quarantined, not retried for
+ever: it is appended and fsynced to ``<spool>/<stream>/dead-letter.jsonl`` with the
+reason before the checkpoint passes it, and compaction goes on with the rest. If the
+store still refuses a batch, the whole batch goes there. Nothing is lost: the file
+holds every such record as it was spooled, and ``mloop monitor status`` counts them.
 """
 
 from __future__ import annotations
@@ -10,8 +17,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
+import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +36,109 @@ from mloop.monitor._spool import (
     spool_writers,
 )
 
-__all__ = ["BackgroundCompactor", "compact_stream"]
+__all__ = [
+    "DEAD_LETTER_FILE",
+    "BackgroundCompactor",
+    "compact_stream",
+    "dead_letter_count",
+    "poison_reason",
+]
 
 _log = logging.getLogger("mloop.monitor")
 
 _MAX_RECORDS = 20_000
+DEAD_LETTER_FILE = "dead-letter.jsonl"
+_LAST_EPOCH_S = 253_402_300_799.0  # 9999-12-31T23:59:59Z: beyond it no date exists
+_MAX_ROW = 2**31 - 1  # the row column is a 32-bit integer in SQL stores
+
+
+def poison_reason(record: Any) -> str | None:
+    """Why the log store cannot hold ``record``, or None when it can."""
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not an object"
+    ts = record.get("ts")
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+        return f"ts {ts!r} is not a finite epoch time"
+    if not 0 <= ts <= _LAST_EPOCH_S:
+        return f"ts {ts!r} is outside the years 1970 to 9999"
+    row = record.get("row")
+    if row is not None and (isinstance(row, bool) or not isinstance(row, int)):
+        return f"row {row!r} is not a whole number"
+    if row is not None and not 0 <= row <= _MAX_ROW:
+        return f"row {row} is outside 0..{_MAX_ROW}"
+    for key in ("request_id", "entity_key", "model"):
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key} {value!r} is not text"
+    return None
+
+
+def _quarantine(writer: Path, stream: str, bad: Sequence[tuple[Any, str]]) -> None:
+    """Append ``(record, reason)`` pairs to the stream's dead-letter file, durably."""
+    path = writer.parent / DEAD_LETTER_FILE
+    lines = b"".join(
+        orjson.dumps(
+            {"at": time.time(), "writer": writer.name, "reason": reason, "record": record},
+            default=str,
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        + b"\n"
+        for record, reason in bad
+    )
+    with open(path, "ab") as out:
+        out.write(lines)
+        out.flush()
+        os.fsync(out.fileno())
+    _log.warning(
+        "quarantined %d %s record(s) the log store cannot hold in %s (first: %s)",
+        len(bad),
+        stream,
+        path,
+        bad[0][1],
+    )
+
+
+def dead_letter_count(spool_root: Path, stream: str) -> tuple[int, Path | None]:
+    """How many records compaction quarantined for ``stream``, and the file holding them."""
+    path = spool_root / stream / DEAD_LETTER_FILE
+    if not path.exists():
+        return 0, None
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle), path
+
+
+def _commit(
+    store: LogStore,
+    stream: str,
+    writer: Path,
+    payloads: list[bytes],
+    start: SpoolPosition,
+    end: int,
+) -> None:
+    """Store what the log can hold; quarantine the rest; move the checkpoint either way."""
+    keep: list[dict[str, Any]] = []
+    bad: list[tuple[Any, str]] = []
+    for payload in payloads:
+        try:
+            record = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            bad.append((payload.decode("utf-8", "replace"), f"not JSON: {exc}"))
+            continue
+        reason = poison_reason(record)
+        if reason is None:
+            keep.append(record)
+        else:
+            bad.append((record, reason))
+    if bad:
+        _quarantine(writer, stream, bad)
+    try:
+        store.commit(stream, writer, keep, start, end)
+    except Exception as exc:
+        if not keep:
+            raise
+        _log.exception("the log store refused a %s batch; quarantining it", stream)
+        _quarantine(writer, stream, [(r, f"the log store refused its batch: {exc}") for r in keep])
+        store.commit(stream, writer, [], start, end)
 
 
 @contextlib.contextmanager
@@ -43,10 +151,6 @@ def _compact_lock(writer: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _decode(payloads: list[bytes]) -> list[dict[str, Any]]:
-    return [orjson.loads(p) for p in payloads]
-
-
 def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
     """Compact one writer folder; return the number of records stored."""
     stored = 0
@@ -55,7 +159,7 @@ def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
         if cp.pending is not None:
             start, end = cp.pending
             frames = list(read_frames(segment_path(writer, start.segment), start.offset, end))
-            store.commit(stream, writer, _decode([p for _e, p in frames]), start, end)
+            _commit(store, stream, writer, [p for _e, p in frames], start, end)
             stored += len(frames)
         position = store.load_checkpoint(stream, writer).position
         # Stop at the end the spool had when this pass began: a writer that keeps
@@ -86,7 +190,7 @@ def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
                     break
             if frames:
                 end = frames[-1][0]
-                store.commit(stream, writer, _decode([p for _e, p in frames]), position, end)
+                _commit(store, stream, writer, [p for _e, p in frames], position, end)
                 stored += len(frames)
                 position = SpoolPosition(position.segment, end)
                 continue

@@ -20,8 +20,9 @@ from mloop._clock import Clock, SystemClock
 from mloop._duration import parse_duration
 from mloop.config import Settings
 from mloop.errors import InvalidInput
-from mloop.monitor._compact import BackgroundCompactor, compact_stream
+from mloop.monitor._compact import BackgroundCompactor, compact_stream, dead_letter_count
 from mloop.monitor._feedback import FeedbackLog, FeedbackResult, join_feedback
+from mloop.monitor._labels import LabelSpaces
 from mloop.monitor._log import PredictionLog
 from mloop.monitor._logstore import LogStore, ParquetLogStore
 from mloop.monitor._observe import WindowStatus, observe_rows
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["Monitor", "MonitorStatus", "parse_since"]
 
 _MAX_WINDOWS = 1000
-_FEEDBACK_LOOKBACK_S = 7 * 86400.0  # how far back a label looks for its prediction (count only)
+_FEEDBACK_LOOKBACK_S = 7 * 86400.0
+_LABEL_SPACES_TTL_S = 5.0  # a model registered just now is known to feedback within this  # how far back a label looks for its prediction (count only)
 
 
 def parse_since(value: str | float | int | dt.datetime | None, now: float, default: str) -> float:
@@ -91,6 +93,9 @@ class MonitorStatus:
     window: float
     windows: list[WindowStatus] = field(default_factory=list)
     version: int | None = None
+    # Records compaction could not store, per stream, and the files that hold them.
+    quarantined: dict[str, int] = field(default_factory=dict)
+    dead_letters: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> WindowStatus | None:
@@ -107,6 +112,8 @@ class MonitorStatus:
             "until": self.until,
             "window_s": self.window,
             "windows": [w.to_dict(detail=detail) for w in self.windows],
+            "quarantined": self.quarantined,
+            "dead_letters": self.dead_letters,
         }
 
 
@@ -128,6 +135,7 @@ class Monitor:
 
             registry = Registry(settings)
         self.registry = registry
+        self._spaces: tuple[float, LabelSpaces] | None = None
         self.clock = clock or SystemClock()
         self.prediction_log = prediction_log
         self._feedback_log: FeedbackLog | None = None
@@ -184,10 +192,12 @@ class Monitor:
     def feedback(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> FeedbackResult:
         """Store labels durably (returns once they are on disk) and count the matched ones.
 
+        Every label is checked first (bounds, and that it is a class of its model or
+        of some registered model): one bad label rejects the whole batch with a 422.
         ``unmatched`` counts labels whose prediction is not in the compacted log (yet):
         they are kept and join as soon as their prediction is compacted.
         """
-        clean = self._add_feedback(records)
+        clean = self._add_feedback(records, self._label_spaces())
         self.feedback_log.flush()
         return self._match(clean)
 
@@ -195,17 +205,26 @@ class Monitor:
         self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]
     ) -> FeedbackResult:
         """``feedback`` for async servers: waits for disk without blocking the loop."""
-        clean = self._add_feedback(records)
+        spaces = await asyncio.to_thread(self._label_spaces)
+        clean = self._add_feedback(records, spaces)
         await self.feedback_log.durable()
         return await asyncio.to_thread(self._match, clean)
 
     def _add_feedback(
-        self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]
+        self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any], spaces: LabelSpaces
     ) -> list[dict[str, Any]]:
         items = [records] if isinstance(records, Mapping) else list(records)
         if not items:
             raise InvalidInput("No feedback given; send one label or a list of labels.")
-        return self.feedback_log.add(items, self.clock.now())
+        return self.feedback_log.add(items, self.clock.now(), spaces)
+
+    def _label_spaces(self) -> LabelSpaces:
+        """The registry's tasks and classes per model, read at most every few seconds."""
+        now = self.clock.monotonic()
+        cached = self._spaces
+        if cached is None or now - cached[0] >= _LABEL_SPACES_TTL_S:
+            cached = self._spaces = (now, self.registry.label_spaces())
+        return cached[1]
 
     def _match(self, clean: list[dict[str, Any]]) -> FeedbackResult:
         # Matched against the compacted log only: no compaction on the request path, so a
@@ -277,7 +296,13 @@ class Monitor:
             part = rows[(rows["ts"] >= edge) & (rows["ts"] < end)]
             windows.append(self._observe(mv, edge, end, part))
             edge = end
-        return MonitorStatus(model, mv.version, start, stop, width, windows, version)
+        status = MonitorStatus(model, mv.version, start, stop, width, windows, version)
+        for stream in ("predictions", "feedback"):
+            count, path = dead_letter_count(self.settings.home / "spool", stream)
+            if count:
+                status.quarantined[stream] = count
+                status.dead_letters.append(str(path))
+        return status
 
     def _observe(
         self, mv: ModelVersion, start: float, end: float, rows: pd.DataFrame

@@ -321,6 +321,21 @@ class Registry:
             by_version = self._aliases_by_version(conn, name)
             return [_to_version(r, by_version.get(r.version, ())) for r in rows]
 
+    def label_spaces(self) -> dict[str, tuple[frozenset[str], frozenset[Any]]]:
+        """Per model: the tasks of its versions and the classes any of its classifiers has."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    model_versions.c.model_name, model_versions.c.task, model_versions.c.classes
+                )
+            ).all()
+        tasks: dict[str, set[str]] = {}
+        classes: dict[str, set[Any]] = {}
+        for name, task, found in rows:
+            tasks.setdefault(name, set()).add(str(task))
+            classes.setdefault(name, set()).update(found or ())
+        return {n: (frozenset(t), frozenset(classes.get(n, ()))) for n, t in tasks.items()}
+
     def list_models(self) -> list[RegisteredModel]:
         """Every registered model with its latest version and aliases."""
         with self.store.read() as conn:
