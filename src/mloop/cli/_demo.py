@@ -6,16 +6,16 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from mloop.cli._context import state
+from mloop.cli._table import make_console
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["demo", "penguins", "train_penguin_classifier"]
 
-console = Console()
+console = make_console()
 MODEL = "penguins"
 FEATURES = [
     "island",

@@ -33,6 +33,8 @@ def _format(path: Path) -> str:
 
 def count_rows(path: Path) -> int | None:
     """Row count when it is cheap to know (Parquet metadata, line count otherwise)."""
+    if not path.is_file():
+        raise InvalidInput(f"Input file {path} does not exist.")
     fmt = _format(path)
     if fmt == "parquet":
         return int(pq.ParquetFile(path).metadata.num_rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import types
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,31 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+_vendored: types.ModuleType
+try:  # typer >= 0.2x raises its own vendored click's exceptions
+    from typer._click import exceptions as _vendored
+except ImportError:  # pragma: no cover - typer with plain click
+    _vendored = click.exceptions
+_CLICK_ERRORS: tuple[type[Exception], ...] = (click.ClickException, _vendored.ClickException)
+_ABORTS: tuple[type[BaseException], ...] = (
+    click.exceptions.Abort,
+    getattr(_vendored, "Abort", click.exceptions.Abort),
+)
+
+
+def _version() -> str:
+    from importlib.metadata import version as dist_version
+
+    return dist_version("mloop")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_version())
+        raise typer.Exit()
 
 
 @app.callback()
@@ -40,6 +65,12 @@ def _root(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="mloop.toml to read.")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks on errors.")] = False,
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     if home is None:
         settings = load_settings(config_file=config)
@@ -51,9 +82,7 @@ def _root(
 @app.command()
 def version() -> None:
     """Print mloop's version."""
-    from importlib.metadata import version as dist_version
-
-    typer.echo(dist_version("mloop"))
+    typer.echo(_version())
 
 
 app.add_typer(models_app, name="models")
@@ -82,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="mloop", standalone_mode=False)
-    except click.exceptions.Abort:
+    except _ABORTS:
         typer.echo("Aborted.", err=True)
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except _CLICK_ERRORS as exc:  # usage mistakes: the usage line and what was wrong, exit 2
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     except MloopError as exc:
         if debug:
             traceback.print_exc()

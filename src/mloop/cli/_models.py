@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from mloop.cli._context import state, when
+from mloop.cli._table import Table, make_console
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +18,7 @@ from mloop.errors import InvalidInput
 
 __all__ = ["alias_app", "models_app", "predict", "register"]
 
-console = Console()
+console = make_console()
 models_app = typer.Typer(help="List, inspect and delete registered models.", no_args_is_help=True)
 alias_app = typer.Typer(
     help="Move, remove and audit aliases such as 'production'.", no_args_is_help=True
@@ -57,15 +56,34 @@ def list_models(
 @models_app.command("show")
 def show_model(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    ref: Annotated[str, typer.Argument(help="Model name, or one version: name:3, name@alias.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Versions, aliases, metrics and lineage of one model."""
-    versions = state(ctx).registry.versions(name)
+    """Versions, aliases, what serves now, and the lineage and contract of one version."""
+    from mloop.registry import parse_ref
+    from mloop.rollout import Rollouts
+
+    registry = state(ctx).registry
+    parsed = parse_ref(ref)
+    focus = registry.get(ref) if parsed.version or parsed.alias else None
+    versions = registry.versions(parsed.name)
+    focus = focus or versions[-1]
+    rollout = Rollouts(registry).serving(parsed.name)
     if as_json:
-        typer.echo(json.dumps([v.summary() for v in versions], indent=2, default=str))
+        body = {
+            "name": parsed.name,
+            "versions": [v.summary() for v in versions],
+            "rollout": rollout,
+            "version": {
+                **focus.summary(),
+                "contract": None if focus.schema is None else focus.schema.to_dict(),
+            },
+        }
+        typer.echo(json.dumps(body, indent=2, default=str))
         return
-    table = Table("version", "aliases", "flavor", "task", "metrics", "created", "by", title=name)
+    table = Table(
+        "version", "aliases", "flavor", "task", "metrics", "created", "by", title=parsed.name
+    )
     for v in versions:
         table.add_row(
             str(v.version),
@@ -77,20 +95,21 @@ def show_model(
             v.created_by,
         )
     console.print(table)
-    latest = versions[-1]
-    lineage = dict(latest.lineage)
-    console.print(f"[bold]Lineage of {latest.ref}[/bold]")
+    if rollout is not None:
+        console.print(f"[bold]Serving now:[/bold] {rollout['serving']}")
+    lineage = dict(focus.lineage)
+    console.print(f"[bold]Lineage of {focus.ref}[/bold]")
     for key in ("training_rows", "training_data_sha256", "git_commit", "python"):
         if lineage.get(key) is not None:
             console.print(f"  {key}: {lineage[key]}")
     libs = lineage.get("libraries") or {}
     if libs:
         console.print("  libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))
-    if latest.schema is not None:
-        cols = ", ".join(f"{c.name}:{c.dtype}" for c in latest.schema.columns)
+    if focus.schema is not None:
+        cols = ", ".join(f"{c.name}:{c.dtype}" for c in focus.schema.columns)
         console.print(f"  contract: {cols}")
-    if latest.classes:
-        console.print(f"  classes: {', '.join(map(str, latest.classes))}")
+    if focus.classes:
+        console.print(f"  classes: {', '.join(map(str, focus.classes))}")
 
 
 @models_app.command("delete")
@@ -133,10 +152,15 @@ def remove_alias(
 def alias_history(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The audit trail of a model: registrations, alias moves, deletions."""
+    events = state(ctx).registry.history(name)
+    if as_json:
+        typer.echo(json.dumps(events, indent=2, default=str))
+        return
     table = Table("when", "actor", "action", "details", title=f"history of {name}")
-    for event in state(ctx).registry.history(name):
+    for event in events:
         table.add_row(
             when(event["at"]), event["actor"], event["action"], json.dumps(event["details"])
         )

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from mloop.cli._context import state, when
+from mloop.cli._table import Table, make_console
 from mloop.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["feedback_app", "monitor_app"]
 
-console = Console()
+console = make_console()
 monitor_app = typer.Typer(
     help="Watch logged predictions: drift, data quality, performance.", no_args_is_help=True
 )

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from mloop.cli._context import state, when
+from mloop.cli._table import Table, make_console
 from mloop.config import Settings
 from mloop.errors import InvalidInput, NotFound
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["pipelines_app", "retrain", "runs_app"]
 
-console = Console()
+console = make_console()
 pipelines_app = typer.Typer(help="Declare and list retraining pipelines.", no_args_is_help=True)
 runs_app = typer.Typer(
     help="Inspect pipeline runs: steps, reports, datasets.", no_args_is_help=True

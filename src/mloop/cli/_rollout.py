@@ -7,15 +7,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from mloop.cli._context import state, when
+from mloop.cli._table import Table, make_console
 from mloop.errors import InvalidInput
 
 __all__ = ["deploy", "rollout_app"]
 
-console = Console()
+console = make_console()
 rollout_app = typer.Typer(
     help="Watch and steer rollouts: status, promote, rollback, pause, resume, history.",
     no_args_is_help=True,

@@ -16,7 +16,7 @@ from mloop._clock import Clock, SystemClock
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry import Registry, current_actor, parse_ref
 from mloop.rollout._decide import apply_command
-from mloop.rollout._policy import Policy, policy_from_dict
+from mloop.rollout._policy import BlueGreenPolicy, Policy, policy_from_dict
 from mloop.rollout._state import Decision, RolloutState
 from mloop.rollout._store import RolloutStore
 
@@ -72,6 +72,15 @@ class Rollouts:
                 f"For a first deployment set it directly: "
                 f"mloop alias set {parsed.name} production {parsed.version}"
             )
+        running = self.store.active(parsed.name)
+        if running is not None:
+            current, policy = running
+            raise Conflict(
+                f"{parsed.name} has an active {current.strategy} rollout "
+                f"(v{current.stable} → v{current.candidate}): {current.serving(_hold(policy))}. "
+                f"Finish it first: mloop rollout promote {parsed.name} or mloop rollout "
+                f"rollback {parsed.name}."
+            )
         if stable == parsed.version:
             raise Conflict(f"{parsed.name}:{parsed.version} is already the production version.")
         who = current_actor(actor)
@@ -111,6 +120,22 @@ class Rollouts:
                 f"mloop deploy {model}:<version> --strategy canary"
             )
         return found
+
+    def serving(self, model: str) -> dict[str, Any] | None:
+        """The active rollout of ``model`` as plain data with what serves now, or None."""
+        found = self.store.active(model)
+        if found is None:
+            return None
+        current, policy = found
+        return {
+            "rollout": current.id,
+            "strategy": current.strategy,
+            "phase": current.phase,
+            "stable": current.stable,
+            "candidate": current.candidate,
+            "candidate_traffic": current.weight,
+            "serving": current.serving(_hold(policy)),
+        }
 
     def active(self, model: str) -> tuple[RolloutState, Policy]:
         """The model's active rollout; ``NotFound`` when there is none."""
@@ -173,3 +198,7 @@ class Rollouts:
                 actor=actor,
             )
         return saved
+
+
+def _hold(policy: Policy) -> float | None:
+    return policy.hold_s if isinstance(policy, BlueGreenPolicy) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -52,6 +53,26 @@ class RolloutState:
     def candidate_serves(self) -> bool:
         """True when the router may send live requests (not only shadow copies) to the candidate."""
         return self.phase == "running" and self.weight > 0
+
+    def serving(self, hold_s: float | None = None) -> str:
+        """What answers users now, in words (``hold_s``: a blue-green hold)."""
+        if not self.active:
+            return f"{self.strategy} rollout {self.phase}"
+        if not self.candidate_serves:
+            return f"v{self.stable} serves; v{self.candidate} is {self.phase} ({self.strategy})"
+        if self.weight >= 100:
+            held = ""
+            if hold_s is not None:
+                until = dt.datetime.fromtimestamp(self.step_started_at + hold_s, dt.UTC)
+                held = f", v{self.stable} held warm until {until:%Y-%m-%d %H:%M:%S} UTC"
+            return (
+                f"v{self.candidate} serves all traffic ({self.strategy}{held}); the production "
+                f"alias still names v{self.stable} until the rollout promotes"
+            )
+        return (
+            f"v{self.candidate} serves {self.weight:g}% and v{self.stable} the rest "
+            f"({self.strategy}, step {self.step + 1})"
+        )
 
     def replace(self, **changes: Any) -> RolloutState:
         """A copy with some fields changed."""
