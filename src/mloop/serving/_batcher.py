@@ -72,8 +72,10 @@ class Batcher(Generic[P, R]):
         name: str = "",
         inline: bool = False,
         lone_inline_rows: int = 0,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.run = run
+        self.timer = timer  # measures predict calls; tests inject one to be deterministic
         self.max_batch_size = max(1, max_batch_size)
         self.max_delay_s = max(0.0, max_delay_ms) / 1000.0
         self.queue_limit = max(1, queue_limit)
@@ -188,7 +190,7 @@ class Batcher(Generic[P, R]):
         if not batch:
             return
         self._busy = True
-        started = time.perf_counter()
+        started = self.timer()
         payloads = [i.payload for i in batch]
         if on_loop:
             done: asyncio.Future[Sequence[R | BaseException]] = loop.create_future()
@@ -208,7 +210,7 @@ class Batcher(Generic[P, R]):
         work: asyncio.Future[Sequence[R | BaseException]],
         started: float,
     ) -> None:
-        elapsed = time.perf_counter() - started
+        elapsed = self.timer() - started
         rows = sum(i.rows for i in batch)
         if elapsed > 0:
             rate = rows / elapsed

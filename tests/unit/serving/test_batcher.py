@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -137,7 +137,12 @@ async def test_lone_small_request_predicts_on_the_loop_without_a_thread_hand_off
         return [p * 10 for p in payloads]
 
     here = threading.current_thread().name
-    batcher: Batcher[int, int] = Batcher(run, lone_inline_rows=4, max_delay_ms=0)
+    batcher: Batcher[int, int] = Batcher(
+        run,
+        lone_inline_rows=4,
+        max_delay_ms=0,
+        timer=_ticks(0.0001),  # a fast model
+    )
     assert await batcher.submit(1) == 10  # the first one is timed in the worker
     assert threads[0] != here
     assert await batcher.submit(2) == 20
@@ -152,10 +157,14 @@ async def test_a_slow_model_never_predicts_on_the_loop() -> None:
 
     def run(payloads: Sequence[int]) -> list[int | BaseException]:
         threads.append(threading.current_thread().name)
-        time.sleep(0.01)  # slower than the loop's budget for one request
         return [p * 10 for p in payloads]
 
-    batcher: Batcher[int, int] = Batcher(run, lone_inline_rows=4, max_delay_ms=0)
+    batcher: Batcher[int, int] = Batcher(
+        run,
+        lone_inline_rows=4,
+        max_delay_ms=0,
+        timer=_ticks(0.01),  # a slow model
+    )
     for i in range(3):
         assert await batcher.submit(i) == i * 10
     assert threading.current_thread().name not in threads
@@ -174,3 +183,14 @@ async def test_lone_fast_path_still_batches_requests_that_arrive_together() -> N
     assert await asyncio.gather(*futures) == [10, 20, 30, 40, 50]
     assert [batch for batch, _ in calls] == [[0], [1, 2, 3, 4, 5]]
     assert calls[1][1] != threading.current_thread().name  # a burst goes to the worker
+
+
+def _ticks(step: float) -> Callable[[], float]:
+    """A timer that advances ``step`` seconds per reading: every predict call takes ``step``."""
+    now = [0.0]
+
+    def read() -> float:
+        now[0] += step
+        return now[0]
+
+    return read
