@@ -1,19 +1,34 @@
 """A local copy of one deployment's provider quota: request and token buckets, in-flight calls.
 
 This is mloop's own admission algorithm. The buckets refill continuously at the
-provider's rate (limit per window) up to the burst the provider allows, and are
+configured rate (limit per window) up to the burst the provider allows, and are
 charged *before* a call. Each response's ``x-ratelimit-*`` headers re-anchor the
 copy: the provider's ``remaining`` (aged by the refill since) minus what was sent
-after that call caps the level, and ``remaining + reset * rate`` reveals the burst capacity. A 429 means the
-copy drifted: it is emptied and the deployment is blocked for ``retry-after``.
+after that call caps the level, and ``remaining + reset * rate`` reveals a burst
+capacity smaller than the configured one. A 429 means the copy drifted: it is
+emptied and the deployment is blocked for ``retry-after``.
+
+Headers never raise what the operator configured: providers do not agree on what
+``x-ratelimit-limit-*`` counts (OpenAI reports per minute, others per day), and a
+per-day limit read per minute would let a burst through that the provider then
+refuses. A header limit below the configured rate still lowers it (the operator
+may have asked for more than the account has).
 Pure: every method takes ``now``; nothing sleeps or does I/O.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-__all__ = ["REQUEST_RESERVE", "TOKEN_RESERVE", "Observation", "Quota", "TokenBucket"]
+__all__ = [
+    "MAX_RETRY_AFTER_S",
+    "REQUEST_RESERVE",
+    "TOKEN_RESERVE",
+    "Observation",
+    "Quota",
+    "TokenBucket",
+]
 
 # Spare quota kept in the bucket (one request when the burst is 10 or more, 2% of
 # the tokens). At the rate limit
@@ -21,6 +36,9 @@ __all__ = ["REQUEST_RESERVE", "TOKEN_RESERVE", "Observation", "Quota", "TokenBuc
 # provider in another order than they were admitted (several replicas, jittery links).
 REQUEST_RESERVE = 1.0
 TOKEN_RESERVE = 0.02
+# The longest a provider's Retry-After may block a deployment: a header asking for
+# days must not take a deployment out for the life of the process.
+MAX_RETRY_AFTER_S = 300.0
 
 
 @dataclass
@@ -31,6 +49,7 @@ class TokenBucket:
     rate: float
     level: float
     updated: float
+    configured_rate: float = 0.0  # the operator's rate; headers never go above it
 
     @classmethod
     def full(cls, capacity: float, rate: float, now: float) -> TokenBucket:
@@ -98,6 +117,10 @@ class Quota:
         self.max_concurrency = max_concurrency
         self.requests = TokenBucket.full(request_capacity, rpm / window_s, now)
         self.tokens = TokenBucket.full(token_capacity, tpm / window_s, now)
+        # What the operator configured (0: nothing): headers never raise these.
+        self.configured = (request_capacity if rpm > 0 else 0.0, token_capacity if tpm > 0 else 0.0)
+        self.requests.configured_rate = rpm / window_s
+        self.tokens.configured_rate = tpm / window_s
         self.inflight = 0
         self.blocked_until = 0.0
         # Calls the provider has (probably) charged, counted in send order, so a
@@ -158,6 +181,7 @@ class Quota:
             after_tok = self.charged_tokens - before_tok - own_tok
             _anchor(
                 self.requests,
+                self.configured[0],
                 obs.limit_requests,
                 obs.remaining_requests,
                 obs.reset_requests_s,
@@ -168,6 +192,7 @@ class Quota:
             )
             _anchor(
                 self.tokens,
+                self.configured[1],
                 obs.limit_tokens,
                 obs.remaining_tokens,
                 obs.reset_tokens_s,
@@ -186,11 +211,14 @@ class Quota:
             self.requests.refill(now)
             self.requests.level = min(self.requests.level, 0.0)
             wait = obs.retry_after_s if obs.retry_after_s is not None else 1.0
+            if not 0.0 <= wait <= MAX_RETRY_AFTER_S:  # NaN, negative or absurd: bounded
+                wait = MAX_RETRY_AFTER_S if wait > MAX_RETRY_AFTER_S else 1.0
             self.blocked_until = max(self.blocked_until, now + wait)
 
 
 def _anchor(
     bucket: TokenBucket,
+    configured: float,
     limit: float | None,
     remaining: float | None,
     reset_s: float | None,
@@ -199,17 +227,21 @@ def _anchor(
     window_s: float,
     now: float,
 ) -> None:
-    if limit is not None and limit > 0:
-        bucket.rate = limit / window_s
+    if limit is not None and math.isfinite(limit) and limit > 0:
+        told = limit / window_s
+        # Never above the operator's rate (a per-day limit read per window would be).
+        ceiling = bucket.configured_rate if configured > 0 and bucket.configured_rate > 0 else told
+        bucket.rate = min(told, ceiling)
         if bucket.capacity <= 0:
             bucket.capacity = limit
             bucket.level = limit
             bucket.updated = now
-    if remaining is None or bucket.capacity <= 0:
+    if remaining is None or not math.isfinite(remaining) or bucket.capacity <= 0:
         return
-    if reset_s is not None and bucket.rate > 0:
-        learned = remaining + reset_s * bucket.rate
-        ceiling = limit if limit else float("inf")
+    remaining = max(0.0, remaining)
+    if reset_s is not None and math.isfinite(reset_s) and bucket.rate > 0:
+        learned = remaining + max(0.0, reset_s) * bucket.rate
+        ceiling = min(configured or float("inf"), limit or float("inf"))
         bucket.capacity = max(1.0, min(ceiling, learned))
     bucket.refill(now)
     provider_now = min(bucket.capacity, remaining + age * bucket.rate)

@@ -107,3 +107,74 @@ def test_parse_openai_and_anthropic_headers() -> None:
         now_wall=4.0,
     )
     assert anth.remaining_requests == 7 and anth.reset_requests_s == 6 and anth.rate_limited
+
+
+# --- providers whose headers describe another window than the configured one ---------
+
+
+def _observed(q: Quota, obs: Observation, now: float = 0.0) -> None:
+    mark = q.take(10, now)
+    q.release()
+    q.observe(obs, mark, 10, now)
+
+
+def test_a_per_day_limit_header_keeps_the_configured_rate_and_burst() -> None:
+    q = quota(rpm=300, request_capacity=300)  # 5 requests per second, burst 300
+    daily = Observation(limit_requests=432_000, remaining_requests=431_000, reset_requests_s=200)
+    _observed(q, daily)
+    assert q.requests.rate == pytest.approx(5.0)
+    assert q.requests.capacity == pytest.approx(300)
+
+
+def test_openai_duration_and_anthropic_instant_resets_parse_the_same() -> None:
+    now_wall = 1_800_000_000.0
+    openai = parse_observation(
+        {"x-ratelimit-remaining-requests": "9", "x-ratelimit-reset-requests": "6m0s"},
+        status=200,
+        now_wall=now_wall,
+    )
+    anthropic = parse_observation(
+        {
+            "anthropic-ratelimit-requests-remaining": "9",
+            "anthropic-ratelimit-requests-reset": "2027-01-15T08:05:00Z",
+        },
+        status=200,
+        now_wall=1_799_999_640.0 + (1_800_000_000.0 - 1_799_999_640.0),
+    )
+    assert openai.reset_requests_s == pytest.approx(360)
+    assert anthropic.remaining_requests == 9 and anthropic.reset_requests_s is not None
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        Observation(limit_requests=float("nan"), remaining_requests=float("nan")),
+        Observation(remaining_requests=-5, reset_requests_s=-1),
+        Observation(limit_requests=1e300, remaining_requests=1e300, reset_requests_s=1e300),
+        Observation(),
+    ],
+)
+def test_nonsense_headers_never_raise_the_rate_or_burst(obs: Observation) -> None:
+    q = quota(rpm=300, request_capacity=300)
+    _observed(q, obs)
+    assert q.requests.rate == pytest.approx(5.0)
+    assert 1 <= q.requests.capacity <= 300
+    q.requests.refill(100.0)
+    assert q.wait(10, 100.0) == (0.0, "")  # never blocked beyond a refill
+
+
+@pytest.mark.parametrize("retry_after", [1e12, float("nan"), -3.0, float("inf")])
+def test_a_retry_after_beyond_reason_blocks_for_a_bounded_time(retry_after: float) -> None:
+    from mloop.gateway._quota import MAX_RETRY_AFTER_S
+
+    q = quota()
+    _observed(q, Observation(rate_limited=True, retry_after_s=retry_after))
+    wait, reason = q.wait(1, 0.0)
+    assert reason == "retry_after" and wait <= MAX_RETRY_AFTER_S
+
+
+def test_an_unconfigured_limit_is_learned_from_the_header() -> None:
+    q = quota(rpm=0, request_capacity=0)
+    _observed(q, Observation(limit_requests=120, remaining_requests=100, reset_requests_s=10))
+    assert q.requests.rate == pytest.approx(2.0)  # 120 per the configured 60 s window
+    assert q.requests.capacity == pytest.approx(120)
