@@ -133,7 +133,8 @@ def test_a_blue_green_switch_says_what_serves(
         assert code == 2
         message = " ".join(err.split())
         assert "is already the production version" not in message
-        assert "active blue-green rollout (v1 → v2)" in message and "v2 serves all" in message
+        assert "already has an active rollout (blue-green, v1 → v2)" in message
+        assert "v2 serves all" in message
     finally:
         rollouts.command("bg", "rollback", actor="test")
         registry.store.dispose()

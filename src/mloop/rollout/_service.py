@@ -76,8 +76,8 @@ class Rollouts:
         if running is not None:
             current, policy = running
             raise Conflict(
-                f"{parsed.name} has an active {current.strategy} rollout "
-                f"(v{current.stable} → v{current.candidate}): {current.serving(_hold(policy))}. "
+                f"{parsed.name} already has an active rollout ({current.strategy}, "
+                f"v{current.stable} → v{current.candidate}): {current.serving(_hold(policy))}. "
                 f"Finish it first: mloop rollout promote {parsed.name} or mloop rollout "
                 f"rollback {parsed.name}."
             )
