@@ -39,6 +39,8 @@ TOKEN_RESERVE = 0.02
 # The longest a provider's Retry-After may block a deployment: a header asking for
 # days must not take a deployment out for the life of the process.
 MAX_RETRY_AFTER_S = 300.0
+# Two measurements of a provider's rate agree when within this factor of each other.
+_AGREE = 1.5
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Quota:
         self.max_concurrency = max_concurrency
         self.requests = TokenBucket.full(request_capacity, rpm / window_s, now)
         self.tokens = TokenBucket.full(token_capacity, tpm / window_s, now)
+        self.header_request_rate = 0.0  # the last header limit per the configured window
         # What the operator configured (0: nothing): headers never raise these.
         self.configured = (request_capacity if rpm > 0 else 0.0, token_capacity if tpm > 0 else 0.0)
         self.requests.configured_rate = rpm / window_s
@@ -207,6 +210,8 @@ class Quota:
             self.tokens.level = min(
                 self.tokens.capacity, self.tokens.level + charged_tokens - obs.used_tokens
             )
+        if obs.limit_requests is not None and math.isfinite(obs.limit_requests):
+            self.header_request_rate = max(0.0, obs.limit_requests) / self.window_s
         if obs.rate_limited:
             self.requests.refill(now)
             self.requests.level = min(self.requests.level, 0.0)
@@ -214,6 +219,24 @@ class Quota:
             if not 0.0 <= wait <= MAX_RETRY_AFTER_S:  # NaN, negative or absurd: bounded
                 wait = MAX_RETRY_AFTER_S if wait > MAX_RETRY_AFTER_S else 1.0
             self.blocked_until = max(self.blocked_until, now + wait)
+            if obs.retry_after_s is not None and 0 < wait < self.window_s:
+                self._confirm_request_rate(1.0 / wait)
+
+    def _confirm_request_rate(self, measured: float) -> None:
+        """Lower the request rate to the header's when a 429 confirms that window.
+
+        A header's ``limit`` alone does not say its window (per minute, per day, per
+        six seconds), so it never sets a configured rate. But a 429 whose Retry-After
+        for one request matches the rate the header implies per the configured window
+        is the provider confirming it: the operator asked for more than the account
+        has, and the local copy follows the provider.
+        """
+        told = self.header_request_rate
+        if told <= 0 or not told < self.requests.rate:
+            return
+        if told / _AGREE <= measured <= told * _AGREE:
+            self.requests.rate = told
+            self.requests.capacity = min(self.requests.capacity, max(1.0, told * self.window_s))
 
 
 def _anchor(
@@ -227,11 +250,9 @@ def _anchor(
     window_s: float,
     now: float,
 ) -> None:
-    if limit is not None and math.isfinite(limit) and limit > 0:
-        told = limit / window_s
-        # Never above the operator's rate (a per-day limit read per window would be).
-        ceiling = bucket.configured_rate if configured > 0 and bucket.configured_rate > 0 else told
-        bucket.rate = min(told, ceiling)
+    if configured <= 0 and limit is not None and math.isfinite(limit) and limit > 0:
+        # Nothing configured: the header's limit, read per the configured window.
+        bucket.rate = limit / window_s
         if bucket.capacity <= 0:
             bucket.capacity = limit
             bucket.level = limit

@@ -58,19 +58,46 @@ def test_failing_primary_is_skipped_and_no_request_fails() -> None:
     assert gw.breakers["big"].opened_at is not None
 
 
-def test_provider_headers_teach_the_real_quota_so_no_429_follows() -> None:
+def test_headers_confirmed_by_a_429_teach_the_real_quota() -> None:
     # The gateway believes big allows 6,000 RPM; the provider allows a burst of one per second.
+    # A header alone does not say its window, so it may not rescale the configured rate; the
+    # first wave's 429s (Retry-After 1 s for one request) confirm "60 per minute", and from
+    # then on the gateway keeps the provider's pace without another 429.
     config = make_config([{"name": "big", "rpm": 6000}])
     gw, provider, clock = setup({"big": MockModel(rpm=60, burst_s=1, latency_s=0.05)}, config)
 
     async def scenario() -> list[Any]:
-        await gw.chat(chat())  # its x-ratelimit-* headers reveal limit, burst and level
+        await gw.chat(chat())
         return await burst(gw, 20)
 
     results = vrun(gw, scenario())
     assert all(r.deployment == "big" for r in results)
-    assert provider.stats["big"].rate_limited == 0
+    stats = provider.stats["big"]
+    assert stats.ok == 21
+    assert stats.rate_limited <= 4 and len(set(stats.limited_times)) == 1  # one wave only
     assert clock.monotonic() >= 19  # paced at the provider's one request per second
+
+
+@pytest.mark.parametrize(
+    ("provider", "convention"),
+    [
+        (MockModel(rpm=30, window_s=6, latency_s=0.05), "30 per 6 s window"),
+        (MockModel(rpm=432_000, window_s=86_400, burst_s=6, latency_s=0.05), "per day"),
+    ],
+    ids=["six-second-window", "per-day-limit"],
+)
+def test_a_provider_whose_headers_count_another_window_gets_the_configured_pace(
+    provider: MockModel, convention: str
+) -> None:
+    # The operator configured the true limit: 5 requests per second, bursts of 30.
+    config = make_config([{"name": "big", "rpm": 300, "burst_s": 6}])
+    gw, mock, clock = setup({"big": provider}, config)
+    results = vrun(gw, burst(gw, 100))
+    assert all(r.deployment == "big" for r in results), convention
+    # Optimum: 30 at once, then 70 at 5 per second = 14 s (plus latency). The old reading
+    # of the header as per-minute paced a six-second provider at a tenth of that.
+    assert clock.monotonic() <= 14 * 1.15 + 1, convention
+    assert mock.stats["big"].rate_limited <= 3, convention
 
 
 def test_a_429_is_drift_the_call_waits_and_succeeds() -> None:
