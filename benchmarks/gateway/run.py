@@ -84,9 +84,9 @@ def start_provider(models: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str
 
 
 def run_client(
-    name: str, fault: bool, workload_file: Path, tmp: Path, peer: Path
+    name: str, fault: bool, workload_file: Path, tmp: Path, peer: Path, window_s: float = 60.0
 ) -> dict[str, Any]:
-    proc, url = start_provider(wl.provider_models(fault=fault))
+    proc, url = start_provider(wl.provider_models(fault=fault, window_s=window_s))
     out = tmp / f"{name}-{'fault' if fault else 'normal'}.json"
     python = sys.executable if name == "mloop" else str(peer)
     timer = None
@@ -184,6 +184,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated clients")
     parser.add_argument("--no-fault", action="store_true")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--provider-window",
+        type=float,
+        default=60.0,
+        help="window (s) the provider counts and reports its limits in; clients stay per minute",
+    )
     args = parser.parse_args()
     chosen = [c for c in CLIENTS if not args.only or c in args.only.split(",")]
     peer = ensure_peer_venv() if any(c != "mloop" for c in chosen) else Path(sys.executable)
@@ -211,7 +217,14 @@ def main() -> None:
         wfile.write_text(wl.dump(workload))
         for phase in phases:
             with ThreadPoolExecutor(max_workers=len(phase)) as pool:
-                runs += list(pool.map(lambda j: run_client(j[0], j[1], wfile, tmp, peer), phase))
+                runs += list(
+                    pool.map(
+                        lambda j: run_client(
+                            j[0], j[1], wfile, tmp, peer, window_s=args.provider_window
+                        ),
+                        phase,
+                    )
+                )
     rows = [summarize(r, opt, horizon) for r in runs]
     n_int = sum(1 for r in workload if r.priority == "interactive")
     header = (
@@ -220,7 +233,8 @@ def main() -> None:
         f"optimum completes all {opt['completed']} by {opt['makespan_s']:.1f} s, interactive "
         f"p99 {opt['p99']['interactive']:.2f} s, batch p99 {opt['p99']['batch']:.2f} s. "
         f"Goodput = successes finished by {horizon:.1f} s / optimum. Wall time "
-        f"{time.time() - started:.0f} s; clients ran in {len(phases)} phases of 1-3 at once."
+        f"{time.time() - started:.0f} s; clients ran in {len(phases)} phases of 1-3 at once. "
+        f"The provider counts and reports its limits per {args.provider_window:g} s."
     )
     text = header + "\n\n" + table(rows)
     print(text)

@@ -41,13 +41,22 @@ DEPLOYMENTS: dict[str, dict[str, float]] = {
 }
 
 
-def provider_models(scale: float = SCALE, fault: bool = False) -> dict[str, dict[str, Any]]:
-    """Mock provider models at the given time scale (``fault``: big fails 503 for a while)."""
+def provider_models(
+    scale: float = SCALE, fault: bool = False, window_s: float = 60.0
+) -> dict[str, dict[str, Any]]:
+    """Mock provider models at the given time scale (``fault``: big fails 503 for a while).
+
+    ``window_s`` is the window the provider counts its limits in and reports in its
+    ``x-ratelimit-limit-*`` headers (the rates are the same; only the convention
+    differs); clients are always configured per minute, the true wall-clock limits.
+    """
+    per_window = window_s / 60.0
     out: dict[str, dict[str, Any]] = {}
     for name, d in DEPLOYMENTS.items():
         out[name] = {
-            "rpm": int(d["rpm"] * scale),
-            "tpm": int(d["tpm"] * scale),
+            "rpm": int(d["rpm"] * scale * per_window),
+            "tpm": int(d["tpm"] * scale * per_window),
+            "window_s": window_s,
             "max_concurrency": int(d["max_concurrency"] * scale),
             "latency_s": d["latency_s"],
             "latency_sigma": d["latency_sigma"],
