@@ -61,7 +61,7 @@ async def _call(app: Any, body: bytes) -> int:
         "query_string": b"",
         "root_path": "",
         "headers": [
-            (b"host", b"bench"),
+            (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],
