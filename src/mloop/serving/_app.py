@@ -102,8 +102,9 @@ def create_app(
     def on_error(exc: MloopError) -> None:
         engine.metrics.errors.labels(exc.type, exc.code).inc()
 
-    def known_models() -> list[str]:
-        return sorted(engine.router.versions_in_use())
+    def known_models() -> list[str] | None:
+        # An unknown URL needs no key: with keys required it must not list the models.
+        return None if required else sorted(engine.router.versions_in_use())
 
     install_error_handlers(app, on_error, known_models)
     app.include_router(records_router(ctx))

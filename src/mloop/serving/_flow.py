@@ -62,6 +62,28 @@ def _inputs(job: Job) -> list[dict[str, Any]]:
     return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
 
 
+_LOGGED_TEXT = 1024  # longest text value kept in the prediction log
+
+
+def _loggable(records: list[dict[str, Any]], keep: frozenset[str]) -> list[dict[str, Any]]:
+    """Records as the log keeps them: the contract's columns (and the entity key), with
+    long text cut. Extra columns a client sent (8,000 of them once) never reach the log.
+    """
+    out = []
+    for record in records:
+        if len(record) <= len(keep) and all(k in keep for k in record):
+            row = record
+        else:
+            row = {k: v for k, v in record.items() if k in keep}
+        if any(type(v) is str and len(v) > _LOGGED_TEXT for v in row.values()):
+            row = {
+                k: v[:_LOGGED_TEXT] if type(v) is str and len(v) > _LOGGED_TEXT else v
+                for k, v in row.items()
+            }
+        out.append(row)
+    return out
+
+
 @dataclass
 class ServingContext:
     """Everything routes share; built once by ``create_app``."""
@@ -74,6 +96,10 @@ class ServingContext:
     entity_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _deadlines: Deadlines = field(default_factory=Deadlines, init=False, repr=False)
+    # Per served version: the input columns its log records keep.
+    _log_columns: dict[tuple[str, int], frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     # Records of requests resuming in the current loop iteration, written together.
     _log_group: list[tuple[Mapping[str, Any], asyncio.Future[None]]] | None = field(
         default=None, init=False, repr=False
@@ -158,7 +184,7 @@ class ServingContext:
             # (write-through spool) when the client sees it, so killing the process loses
             # nothing acknowledged; with ack_durable the answer also waits for the fsync.
             rid = state.get("request_id", "")
-            await self._log(rid, name, decision.version, job, predictions, seconds)
+            await self._log(rid, name, decision.version, job, predictions, seconds, mv)
             if self._ack_durable:
                 await self.sink.durable([rid])  # type: ignore[attr-defined]
         return Outcome(predictions, mv, decision.arm, cached)
@@ -179,10 +205,25 @@ class ServingContext:
             self.engine.stats.observe(name, version, seconds * 1000, ok=False)
 
     async def _log(
-        self, rid: str, name: str, version: int, job: Job, predictions: Predictions, seconds: float
+        self,
+        rid: str,
+        name: str,
+        version: int,
+        job: Job,
+        predictions: Predictions,
+        seconds: float,
+        mv: ModelVersion,
     ) -> None:
         assert self.sink is not None
         inputs = _inputs(job)
+        if job.kind == "records" and mv.schema is not None:
+            keep = self._log_columns.get((name, version))
+            if keep is None:
+                keep = frozenset(mv.schema.names) | (
+                    {self.entity_key} if self.entity_key is not None else set()
+                )
+                self._log_columns[(name, version)] = keep
+            inputs = _loggable(inputs, keep)
         keys = None
         if self.entity_key is not None:
             keys = [

@@ -83,12 +83,12 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        rid = ""
+        client_rid = ""
         length = -1
         host = origin = content_type = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
-                rid = value.decode("latin-1")[:128]
+                client_rid = value.decode("latin-1")[:128]
             elif key == b"content-length":
                 length = int(value) if value.isdigit() else -1
             elif key == b"host":
@@ -97,9 +97,14 @@ class RequestContext:
                 origin = value
             elif key == b"content-type":
                 content_type = value
-        rid = rid or os.urandom(8).hex()
+        # The id is always the server's: it keys the prediction log, and feedback joins on
+        # it, so a client must not be able to give two predictions one id. The client's
+        # own id travels beside it (state, access log, X-Client-Request-Id).
+        rid = os.urandom(8).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = rid
+        if client_rid:
+            state["client_request_id"] = client_rid
         if self.local_only is not None and self.local_only.applies(scope.get("server")):
             try:
                 self.local_only.check(scope.get("method", "GET"), host, origin, content_type)
@@ -108,18 +113,20 @@ class RequestContext:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                 else:
-                    await _send_error(send, refused, rid)
+                    await _send_error(send, refused, rid, client_rid)
                 return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
-        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        id_headers = [(b"x-request-id", rid.encode("latin-1"))]
+        if client_rid:
+            id_headers.append((b"x-client-request-id", client_rid.encode("latin-1")))
         if length > self.max_body:
             exc = _too_large(self.max_body)
             self.on_error(exc)
-            await _send_error(send, exc, rid)
+            await _send_error(send, exc, rid, client_rid)
             return
         # The HTTP server reads exactly Content-Length bytes, so a declared length within
         # the limit bounds the body; only bodies of unknown length are counted.
@@ -129,7 +136,7 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                message["headers"] = [*message.get("headers", []), *id_headers]
             await send(message)
 
         try:
@@ -139,6 +146,7 @@ class RequestContext:
                 self.access.info(
                     "request",
                     request_id=rid,
+                    client_request_id=client_rid or None,
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
@@ -165,7 +173,7 @@ def _counted(receive: Receive, limit: int) -> Receive:
     return counted_receive
 
 
-async def _send_error(send: Send, exc: MloopError, rid: str) -> None:
+async def _send_error(send: Send, exc: MloopError, rid: str, client_rid: str = "") -> None:
     body = orjson.dumps(exc.to_dict(rid))
     headers = [
         (b"content-type", b"application/json"),
@@ -173,6 +181,8 @@ async def _send_error(send: Send, exc: MloopError, rid: str) -> None:
         (b"x-request-id", rid.encode("latin-1")),
         *((k.lower().encode(), v.encode()) for k, v in exc.headers().items()),
     ]
+    if client_rid:
+        headers.append((b"x-client-request-id", client_rid.encode("latin-1")))
     await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -204,7 +214,9 @@ def _field_messages(errors: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def install_error_handlers(
-    app: FastAPI, on_error: Callable[[MloopError], None], known_models: Callable[[], list[str]]
+    app: FastAPI,
+    on_error: Callable[[MloopError], None],
+    known_models: Callable[[], list[str] | None],
 ) -> None:
     """Map every exception to the error tree's JSON body and status."""
 
@@ -226,11 +238,16 @@ def install_error_handlers(
         err: MloopError
         if exc.status_code == 404:
             known = known_models()
+            served = (
+                "list the served models with GET /models (key with scope predict)"
+                if known is None
+                else f"served models: {', '.join(known) or 'none'}"
+            )
             err = NotFound(
                 f"No route {request.method} {request.url.path}. Predict with POST "
-                "/models/{name}/predict or /v2/models/{name}/infer; served models: "
-                f"{', '.join(known) or 'none'}. API docs: /docs",
-                known_models=known,
+                f"/models/{{name}}/predict or /v2/models/{{name}}/infer; {served}. "
+                "API docs: /docs",
+                **({} if known is None else {"known_models": known}),
             )
         elif exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")

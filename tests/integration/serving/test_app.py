@@ -45,8 +45,14 @@ def test_explicit_version_and_incoming_request_id(client: TestClient) -> None:
     r = client.post(
         "/models/churn/versions/2/predict", json={"records": [ROW]}, headers={"X-Request-Id": "abc"}
     )
-    assert r.json()["version"] == 2 and r.json()["request_id"] == "abc"
-    assert r.headers["x-request-id"] == "abc"
+    # The log is keyed by the server's id (feedback joins on it), so a client cannot give
+    # two predictions one id; its own id comes back beside the server's.
+    assert r.json()["version"] == 2 and r.json()["request_id"] == r.headers["x-request-id"]
+    assert r.headers["x-request-id"] != "abc" and r.headers["x-client-request-id"] == "abc"
+    again = client.post(
+        "/models/churn/versions/2/predict", json={"records": [ROW]}, headers={"X-Request-Id": "abc"}
+    )
+    assert again.headers["x-request-id"] != r.headers["x-request-id"]
 
 
 def test_contract_violations_are_422_with_field_level_messages(client: TestClient) -> None:

@@ -49,7 +49,8 @@ def test_sink_gets_one_record_per_request_and_shadows_are_compared(
         while not stats.snapshot("churn").get(2) and time.monotonic() < deadline:
             time.sleep(0.01)
     (record,) = sink.records
-    assert record["request_id"] == "r-1" and record["model"] == "churn" and record["version"] == 1
+    assert record["request_id"] == r.headers["x-request-id"] != "r-1"  # the server's own id
+    assert record["model"] == "churn" and record["version"] == 1
     assert record["inputs"] == [ROW, ROW]
     assert record["outputs"][0]["label"] == "yes" and record["latency_ms"] > 0
     snap = stats.snapshot("churn")

@@ -123,3 +123,34 @@ def test_a_version_whose_artifact_was_tampered_with_is_not_ready(
         assert body["ready"] is False
         assert body["error"]["type"] == "operator_fixable"
         assert "modified after registration" in body["error"]["message"]
+
+
+def test_extra_columns_and_huge_text_never_reach_the_log(serving_settings: Settings) -> None:
+    from mloop.serving import create_app
+
+    records: list[Any] = []
+
+    class Sink:
+        def submit(self, record: Any) -> None:
+            records.append(record)
+
+    app = create_app(serving_settings, auth=False, prediction_sink=Sink())
+    wide = {**ROW, **{f"extra_{i}": i for i in range(8000)}}
+    with TestClient(app) as c:
+        assert c.post("/models/churn/predict", json={"records": [wide]}).status_code == 200
+        long_plan = {**ROW, "plan": "p" * 100_000}
+        c.post("/models/churn/predict", json={"records": [long_plan]})
+    logged = [r["inputs"][0] for r in records]
+    assert logged[0] == ROW  # the contract's columns only
+    assert set(logged[1]) == set(ROW) and len(logged[1]["plan"]) == 1024
+
+
+def test_an_unknown_url_lists_served_models_only_without_keys(serving_settings: Settings) -> None:
+    from mloop.serving import create_app
+
+    with TestClient(create_app(serving_settings, auth=True)) as keyed:
+        body = keyed.get("/no/such/thing").json()["error"]
+    assert "churn" not in body["message"] and "known_models" not in body
+    assert "GET /models" in body["message"]
+    with TestClient(create_app(serving_settings, auth=False)) as open_:
+        assert "churn" in open_.get("/no/such/thing").json()["error"]["message"]
