@@ -184,7 +184,8 @@ def _try_next(url: str) -> None:
         f"mloop monitor report {MODEL} --out report.html",
         f"curl -s {url}/models/{MODEL}/predict -H 'content-type: application/json' -d '{row}'",
         f"curl -s {url}/models/{MODEL}/monitor/status?since=1h",
-        f'curl -s -X POST {url}/feedback -d \'{{"request_id": "<id>", "label": "Gentoo"}}\'',
+        f"curl -s {url}/feedback -H 'content-type: application/json' "
+        f'-d \'{{"request_id": "<id>", "label": "Gentoo"}}\'',
         f"mloop deploy {MODEL}:2 --strategy canary   (after registering a second version)",
     ):
         console.print(f"  [cyan]{escape(line)}[/cyan]")
