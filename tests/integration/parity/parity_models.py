@@ -65,6 +65,8 @@ class FrameProbe:
 
 
 def _cell(value: Any) -> str:
+    # Like tests/frame_cells.cell_identity, but here: the probe is served from a pickle
+    # by value, and a helper module next to it would not travel with it.
     if value is None:
         return "None"
     if value is pd.NA:

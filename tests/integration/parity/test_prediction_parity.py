@@ -12,7 +12,6 @@ any difference in dtype or missing marker even where a real model happens to agr
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from fastapi.testclient import TestClient
 from parity_data import SETS, DataSet, enriched
 from parity_models import FrameProbe, sklearn_pipeline
 
+from frame_cells import json_cell
 from mloop.config import load_settings
 from mloop.flavors import Predictions
 from mloop.registry import Registry
@@ -82,21 +82,8 @@ def _assert_equal(got: Predictions, labels: np.ndarray, proba: np.ndarray | None
     _assert_same(answer, got.probabilities, labels, proba)
 
 
-def _json_value(value: Any) -> Any:
-    """A cell as a JSON client sends it: missing as null, dates as ISO text."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _records(X: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _json_value(v) for k, v in row.items()} for row in X.to_dict("records")]
+    return [{k: json_cell(v) for k, v in row.items()} for row in X.to_dict("records")]
 
 
 def _v2_inputs(registry: Registry, name: str, X: pd.DataFrame) -> list[dict[str, Any]]:
@@ -104,7 +91,7 @@ def _v2_inputs(registry: Registry, name: str, X: pd.DataFrame) -> list[dict[str,
     assert schema is not None
     inputs = []
     for col in schema.columns:
-        data = [_json_value(v) for v in X[col.name].tolist()]
+        data = [json_cell(v) for v in X[col.name].tolist()]
         datatype = col.v2_datatype
         if datatype == "INT64" and any(v is None for v in data):
             datatype = "FP64"  # JSON integers have no missing value; null in FP64 is NaN

@@ -10,7 +10,6 @@ sends them, gives back the same dtypes, the same values and the same missing mar
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -18,43 +17,19 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from frame_cells import cell_identity, json_cell
 from mloop.contracts import infer_schema
 
 WORDS = ["red", "green", "blue", "teal"]
-
-
-def _cell(value: Any) -> str:
-    """A cell's identity: its type and value; the three missing markers differ."""
-    if value is None:
-        return "None"
-    if value is pd.NA:
-        return "NA"
-    if value is pd.NaT:
-        return "NaT"
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    return f"{type(value).__name__}:{value!r}"
 
 
 def assert_identical(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert list(got.columns) == list(want.columns)
     for name in want.columns:
         assert str(got[name].dtype) == str(want[name].dtype), name
-        got_cells = [_cell(v) for v in got[name].tolist()]
-        want_cells = [_cell(v) for v in want[name].tolist()]
+        got_cells = [cell_identity(v) for v in got[name].tolist()]
+        want_cells = [cell_identity(v) for v in want[name].tolist()]
         assert got_cells == want_cells, name
-
-
-def _json(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _column(kind: str, gaps: list[bool], picks: list[int]) -> Any:
@@ -140,7 +115,7 @@ def test_the_training_frame_comes_back_unchanged(frame: pd.DataFrame) -> None:
 @given(training_frames())
 def test_json_records_become_the_training_frame(frame: pd.DataFrame) -> None:
     schema = infer_schema(frame)
-    records = [{k: _json(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    records = [{k: json_cell(v) for k, v in row.items()} for row in frame.to_dict("records")]
     assert_identical(schema.check(records), frame)
 
 
@@ -150,7 +125,10 @@ def test_one_row_at_a_time_matches_the_training_rows(frame: pd.DataFrame) -> Non
     schema = infer_schema(frame)
     for i in range(len(frame)):
         row = frame.iloc[[i]].reset_index(drop=True)
-        record = {k: _json(v) for k, v in row.iloc[0].items()}
+        record = {k: json_cell(v) for k, v in row.iloc[0].items()}
         served = schema.check([record])
         for name in frame.columns:
-            assert _cell(served[name].iloc[0]) == _cell(frame[name].iloc[i]), (name, i)
+            assert cell_identity(served[name].iloc[0]) == cell_identity(frame[name].iloc[i]), (
+                name,
+                i,
+            )
