@@ -43,12 +43,16 @@ def _options(request: Request) -> tuple[str, float | None]:
         ms = float(raw)
     except ValueError:
         ms = -1.0
-    if ms <= 0:
+    if not 0 < ms <= _MAX_DEADLINE_MS:  # also NaN and infinity, which waited for ever
         raise InvalidInput(
-            f"X-Mloop-Deadline-Ms={raw!r} must be a positive number of milliseconds.",
+            f"X-Mloop-Deadline-Ms={raw[:40]!r} must be a number of milliseconds between 0 and "
+            f"{_MAX_DEADLINE_MS:.0f} (one hour).",
             param="X-Mloop-Deadline-Ms",
         )
     return priority, ms / 1000.0
+
+
+_MAX_DEADLINE_MS = 3_600_000.0
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

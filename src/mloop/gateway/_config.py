@@ -133,6 +133,8 @@ class GatewayConfig:
     routes: Mapping[str, Route]
     batch_aging_s: float = 30.0
     default_completion_tokens: int = 256
+    # The largest max_tokens a request may ask for; more is a 422, never charged.
+    max_completion_tokens: int = 65_536
     redis_url: str = ""
     key_prefix: str = "mloop:gateway:"
 
@@ -319,6 +321,7 @@ def parse_config(data: Mapping[str, Any], base_dir: str | Path = ".") -> Gateway
         routes=routes,
         batch_aging_s=_num(sched, "batch_aging_s", 30.0, "[scheduler]"),
         default_completion_tokens=int(_num(sched, "default_completion_tokens", 256, "[scheduler]")),
+        max_completion_tokens=int(_num(sched, "max_completion_tokens", 65_536, "[scheduler]")),
         redis_url=_str(sched, "redis_url", "[scheduler]", ""),
         key_prefix=_str(sched, "key_prefix", "[scheduler]", "mloop:gateway:"),
     )

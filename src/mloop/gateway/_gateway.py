@@ -183,8 +183,17 @@ class Gateway:
 
     def _completion_tokens(self, body: Mapping[str, Any]) -> int:
         completion = body.get("max_tokens") or body.get("max_completion_tokens")
-        if not isinstance(completion, int) or completion <= 0:
+        if isinstance(completion, bool) or not isinstance(completion, int) or completion <= 0:
             return self.config.default_completion_tokens
+        limit = self.config.max_completion_tokens
+        if completion > limit:
+            # Charged to the quota, it would put the deployment in token debt for as long
+            # as the provider takes to refill it (years, for 10**12): refused, not charged.
+            raise InvalidInput(
+                f"max_tokens={completion} is more than this gateway allows ({limit}); ask "
+                "for fewer, or raise [scheduler] max_completion_tokens.",
+                param="max_tokens",
+            )
         return completion
 
     def _candidates(self, route: Route, body: Mapping[str, Any]) -> list[Candidate]:
@@ -192,11 +201,24 @@ class Gateway:
         if not isinstance(messages, list) or not messages:
             raise InvalidInput("The request needs a non-empty 'messages' list.", param="messages")
         out = []
+        too_big: list[str] = []
         completion = self._completion_tokens(body)
         for name in route.chain:
             rendered = route.template_for(name).render(messages)
             prompt = estimate_prompt_tokens(rendered) * self._token_ratio[name]
-            out.append(Candidate(name, int(prompt + 0.999) + completion))
+            tokens = int(prompt + 0.999) + completion
+            capacity = self.config.deployments[name].token_capacity
+            if capacity and tokens > capacity:
+                too_big.append(f"{name} ({capacity:.0f})")  # it would only ever run in debt
+                continue
+            out.append(Candidate(name, tokens))
+        if not out:
+            raise InvalidInput(
+                f"The request needs about {tokens} tokens, more than any deployment of route "
+                f"{route.name!r} lets through at once: {', '.join(too_big)}. Lower max_tokens "
+                "or shorten the messages.",
+                param="max_tokens",
+            )
         return out
 
     async def _run(

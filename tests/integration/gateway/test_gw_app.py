@@ -255,3 +255,43 @@ def test_mounted_in_another_app_without_lifespan(tmp_path: Path) -> None:
     answer, done = run(scenario())
     assert answer.json()["choices"][0]["message"]["content"] == "mounted"
     assert done["status"] == "succeeded"
+
+
+def test_requests_that_would_lock_a_deployment_are_refused_and_it_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    provider = MockProvider({"big": MockModel(tpm=60_000), "small": MockModel(tpm=60_000)})
+    config = gateway_config(tpm=60_000)
+    app = make_app(provider, tmp_path, config=config)
+    messages = [{"role": "user", "content": "hi"}]
+
+    async def scenario() -> list[httpx.Response]:
+        async with running(app) as http:
+            answers = []
+            for body, headers in (
+                ({"model": "solo", "messages": messages, "max_tokens": 10**12}, {}),
+                ({"model": "solo", "messages": messages, "max_tokens": 1_000_000}, {}),
+                ({"model": "solo", "messages": messages, "max_tokens": 65_000}, {}),
+                ({"model": "solo", "messages": messages}, {"X-Mloop-Deadline-Ms": "nan"}),
+                ({"model": "solo", "messages": messages}, {"X-Mloop-Deadline-Ms": "inf"}),
+                ({"model": "solo", "messages": messages}, {"X-Mloop-Deadline-Ms": "-5"}),
+                ({"model": "solo", "messages": messages, "max_tokens": 20}, {}),
+            ):
+                answers.append(
+                    await asyncio.wait_for(
+                        http.post("/v1/chat/completions", json=body, headers=headers), 10
+                    )
+                )
+            return answers
+
+    *refused, served = run(scenario())
+    for r in refused:
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["type"] == "user_fixable" and error["param"] is not None
+    assert "max_tokens" in refused[0].text and "65536" in refused[0].text
+    assert "lets through at once" in refused[2].text
+    assert "one hour" in refused[3].text
+    # Nothing was charged: the next ordinary request is answered at once.
+    assert served.status_code == 200, served.text
+    assert provider.stats["big"].ok == 1
