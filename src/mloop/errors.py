@@ -27,6 +27,7 @@ Every error knows its HTTP status, so one handler maps errors to responses;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -206,6 +207,8 @@ class RetryableError(MloopError):
     code = "unavailable"
 
     def __init__(self, message: str, retry_after: float | None = None, **details: Any) -> None:
+        if retry_after is not None and not math.isfinite(retry_after):
+            retry_after = None  # "never" is no time to wait: the client decides
         if retry_after is not None:
             details["retry_after"] = round(retry_after, 3)
         super().__init__(message, **details)

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mloop.config import Settings
-from mloop.errors import InvalidInput, MloopError
+from mloop.errors import InvalidInput, MloopError, NotFound, UserError
 from mloop.gateway._config import GatewayConfig
 from mloop.gateway._gateway import Gateway
 from mloop.gateway._jobs import JobRunner, JobStore, SqlJobStore
@@ -57,8 +59,10 @@ _MAX_DEADLINE_MS = 3_600_000.0
 
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
+        # orjson, not json: it refuses NaN/Infinity (a provider would choke on them) and
+        # nesting past 1,024 levels (json recursed until RecursionError: a 500).
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"The request body is not valid JSON: {exc}.") from exc
     if not isinstance(body, dict):
         raise InvalidInput("The request body must be a JSON object.")
@@ -107,6 +111,24 @@ def create_app(
     async def _on_error(request: Request, exc: MloopError) -> JSONResponse:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         return _error_response(exc, rid)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and methods answer in the same error shape as everything else.
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        err: MloopError
+        if exc.status_code == 404:
+            err = NotFound(
+                f"No route {request.method} {request.url.path}. The gateway serves POST "
+                "/v1/chat/completions, GET /v1/models and /v1/jobs; API docs: /docs"
+            )
+        else:
+            err = UserError(f"{request.method} {request.url.path}: {exc.detail}.")
+            err.status_code = exc.status_code  # type: ignore[misc]
+        response = _error_response(err, rid)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request) -> Response:

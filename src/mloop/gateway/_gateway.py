@@ -183,8 +183,13 @@ class Gateway:
 
     def _completion_tokens(self, body: Mapping[str, Any]) -> int:
         completion = body.get("max_tokens") or body.get("max_completion_tokens")
-        if isinstance(completion, bool) or not isinstance(completion, int) or completion <= 0:
+        if completion is None:
             return self.config.default_completion_tokens
+        if isinstance(completion, bool) or not isinstance(completion, int) or completion <= 0:
+            raise InvalidInput(
+                f"max_tokens={str(completion)[:40]!r} must be a whole number of tokens above 0.",
+                param="max_tokens",
+            )
         limit = self.config.max_completion_tokens
         if completion > limit:
             # Charged to the quota, it would put the deployment in token debt for as long
@@ -200,6 +205,19 @@ class Gateway:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidInput("The request needs a non-empty 'messages' list.", param="messages")
+        for i, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, dict) else None
+            if (
+                not isinstance(message, dict)
+                or not isinstance(message.get("role"), str)
+                or not (content is None or isinstance(content, str | list))
+            ):
+                raise InvalidInput(
+                    f"messages[{i}] must be an object with a 'role' (text) and a 'content' "
+                    f'(text or a list of parts), e.g. {{"role": "user", "content": "Hi"}}; '
+                    f"got {str(message)[:60]!r}.",
+                    param=f"messages[{i}]",
+                )
         out = []
         too_big: list[str] = []
         completion = self._completion_tokens(body)

@@ -295,3 +295,46 @@ def test_requests_that_would_lock_a_deployment_are_refused_and_it_keeps_serving(
     # Nothing was charged: the next ordinary request is answered at once.
     assert served.status_code == 200, served.text
     assert provider.stats["big"].ok == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/v1/chat/completions", '{"model": "smart", "messages": '
+         '[{"role": "user", "content": "hi"}], "temperature": NaN}', 422),
+        ("POST", "/v1/chat/completions",
+         '{"model": "smart", "messages": ' + "[" * 10_000 + "]" * 10_000 + "}", 422),
+        ("POST", "/v1/chat/completions", '{"model": "smart", "messages": ["hi"]}', 422),
+        ("POST", "/v1/chat/completions", '{"model": "smart", "messages": [null]}', 422),
+        ("POST", "/v1/chat/completions",
+         '{"model": "smart", "messages": [{"role": "user", "content": {"x": 1}}]}', 422),
+        ("POST", "/v1/chat/completions", '{"model": "smart", "messages": '
+         '[{"role": "user", "content": "hi"}], "max_tokens": "lots"}', 422),
+        ("GET", "/v1/nothing", None, 404),
+        ("DELETE", "/v1/chat/completions", None, 405),
+    ],
+    ids=["nan", "deep", "bare-string", "null", "object-content", "max-tokens-text", "404", "405"],
+)  # fmt: skip
+def test_bad_requests_get_the_error_shape_never_a_500(
+    tmp_path: Path, method: str, path: str, body: str | None, status: int
+) -> None:
+    provider = MockProvider({"big": MockModel(), "small": MockModel()})
+    app = make_app(provider, tmp_path)
+
+    async def scenario() -> httpx.Response:
+        async with running(app) as http:
+            headers = {"content-type": "application/json"}
+            return await http.request(method, path, content=body, headers=headers)
+
+    r = run(scenario())
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["type"] == "user_fixable" and error["message"]
+    assert provider.stats["big"].calls == 0
+
+
+def test_retry_after_of_never_is_left_out_not_a_crash() -> None:
+    from mloop.errors import Unavailable
+
+    err = Unavailable("every deployment is down", retry_after=float("inf"))
+    assert err.headers() == {} and "retry_after" not in err.to_dict()["error"]
