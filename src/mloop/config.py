@@ -90,6 +90,10 @@ class GatewaySettings:
     config: str = ""
     host: str = "127.0.0.1"
     port: int = 4000
+    auth: str = "auto"  # "auto": API keys (scope gateway) required unless on loopback
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Hosts /v1/jobs may POST results to, comma-separated (loopback names always may).
+    webhook_hosts: str = ""
 
 
 @dataclass(frozen=True)

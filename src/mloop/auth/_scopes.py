@@ -17,6 +17,7 @@ class Scope(StrEnum):
     PREDICT = "predict"
     FEEDBACK = "feedback"
     DEPLOY = "deploy"
+    GATEWAY = "gateway"  # the LLM gateway's routes
     ADMIN = "admin"
 
 

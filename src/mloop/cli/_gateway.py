@@ -41,13 +41,25 @@ def serve(
     except MloopError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    app = create_app(gateway_config, settings)
+    from mloop._connections import ConnectionLimits, guarded_protocol
+    from mloop.auth import auth_required
+
+    bind = host or settings.gateway.host
+    required = auth_required(settings.gateway.auth, bind)
+    app = create_app(gateway_config, settings, auth=required)
+    cfg = settings.serving
+    limits = ConnectionLimits(
+        cfg.header_timeout_s, cfg.body_timeout_s, cfg.max_connections_per_client
+    )
+    keys = "API keys with scope gateway required" if required else "OPEN (loopback only)"
+    typer.echo(f"mloop gateway on http://{bind}:{port or settings.gateway.port}; {keys}", err=True)
     uvicorn.run(
         app,
-        host=host or settings.gateway.host,
+        host=bind,
         port=port or settings.gateway.port,
         log_level="warning",
         access_log=False,
+        http=guarded_protocol(limits),
     )
 
 

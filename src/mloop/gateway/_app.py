@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mloop.config import Settings
-from mloop.errors import InvalidInput, MloopError, NotFound, UserError
+from mloop.auth import Guard, KeyStore, Scope, auth_required, is_loopback
+from mloop.config import GatewaySettings, Settings
+from mloop.errors import (
+    ConfigurationError,
+    Forbidden,
+    InvalidInput,
+    MloopError,
+    NotFound,
+    PayloadTooLarge,
+    UserError,
+)
 from mloop.gateway._config import GatewayConfig
 from mloop.gateway._gateway import Gateway
 from mloop.gateway._jobs import JobRunner, JobStore, SqlJobStore
+from mloop.store import MetadataStore
 
 __all__ = ["create_app", "error_body"]
 
@@ -57,11 +68,33 @@ def _options(request: Request) -> tuple[str, float | None]:
 _MAX_DEADLINE_MS = 3_600_000.0
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+def _check_webhook(url: Any, allowed: frozenset[str]) -> None:
+    """A webhook must be http(s) to loopback or to a host the operator allowed."""
+    parts = urlsplit(str(url))
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidInput(f"webhook_url={str(url)[:100]!r} must be an http(s) URL.")
+    if not (is_loopback(host) or host in allowed):
+        raise Forbidden(
+            f"webhook_url host {host!r} is not allowed: the gateway posts results only to "
+            "loopback and to the hosts in gateway.webhook_hosts (ask the operator to add it).",
+            param="webhook_url",
+        )
+
+
+async def _json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
     try:
         # orjson, not json: it refuses NaN/Infinity (a provider would choke on them) and
         # nesting past 1,024 levels (json recursed until RecursionError: a 500).
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"The request body is not valid JSON: {exc}.") from exc
     if not isinstance(body, dict):
@@ -77,9 +110,36 @@ def create_app(
     job_store: JobStore | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
+    auth: bool | None = None,
+    webhook_hosts: Iterable[str] | None = None,
 ) -> FastAPI:
-    """The gateway ASGI app; jobs persist in ``<home>/gateway.db`` unless a store is given."""
+    """The gateway ASGI app; jobs persist in ``<home>/gateway.db`` unless a store is given.
+
+    ``auth``: require API keys with scope ``gateway`` (``admin`` for ``/metrics``);
+    default from ``settings.gateway.auth`` and host, as ``mloop serve`` decides.
+    ``webhook_hosts``: where ``/v1/jobs`` may send results besides loopback (default
+    ``settings.gateway.webhook_hosts``).
+    """
     gw = gateway or Gateway(config, transport=transport)
+    gsettings = settings.gateway if settings is not None else GatewaySettings()
+    required = auth if auth is not None else auth_required(gsettings.auth, gsettings.host)
+    keys = None
+    if required:
+        if settings is None:
+            raise ConfigurationError("The gateway needs settings to check API keys.")
+        keys = KeyStore(MetadataStore.from_settings(settings))
+    guard = Guard(keys, required=required)
+    if webhook_hosts is None:
+        webhook_hosts = [h.strip() for h in gsettings.webhook_hosts.split(",") if h.strip()]
+    allowed_hooks = frozenset(h.lower() for h in webhook_hosts)
+    max_body = gsettings.max_body_bytes
+
+    async def gateway_key(request: Request) -> None:
+        guard.check(request.headers, Scope.GATEWAY)
+
+    async def admin_key(request: Request) -> None:
+        guard.check(request.headers, Scope.ADMIN)
+
     if job_store is None:
         home = settings.home if settings is not None else Path(".mloop").resolve()
         home.mkdir(parents=True, exist_ok=True)
@@ -130,9 +190,9 @@ def create_app(
             response.headers.update(exc.headers)
         return response
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post("/v1/chat/completions", response_model=None, dependencies=[Depends(gateway_key)])
     async def chat(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await _json_body(request, max_body)
         priority, deadline = _options(request)
         if body.get("stream"):
             started = await gw.stream(body, priority=priority, deadline_s=deadline)
@@ -161,31 +221,31 @@ def create_app(
         result = await gw.chat(body, priority=priority, deadline_s=deadline)
         return JSONResponse(result.response, headers=result.headers())
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", dependencies=[Depends(gateway_key)])
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": gw.models()}
 
-    @app.post("/v1/jobs", status_code=202)
+    @app.post("/v1/jobs", status_code=202, dependencies=[Depends(gateway_key)])
     async def submit_job(request: Request) -> dict[str, Any]:
-        body = await _json_body(request)
+        body = await _json_body(request, max_body)
         inner = body.get("request", body)
         if not isinstance(inner, dict):
             raise InvalidInput("'request' must be a chat-completions request object.")
         _, deadline = _options(request)
         priority = str(body.get("priority") or request.headers.get("x-mloop-priority") or "batch")
         webhook = body.get("webhook_url")
-        if webhook is not None and not str(webhook).startswith(("http://", "https://")):
-            raise InvalidInput(f"webhook_url={webhook!r} must be an http(s) URL.")
+        if webhook is not None:
+            _check_webhook(webhook, allowed_hooks)
         if inner.get("stream"):
             raise InvalidInput("Jobs cannot stream; drop 'stream' or call /v1/chat/completions.")
         job = runner().submit(inner, priority=priority, webhook_url=webhook, deadline_s=deadline)
         return job.to_dict()
 
-    @app.get("/v1/jobs/{job_id}")
+    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(gateway_key)])
     async def get_job(job_id: str) -> dict[str, Any]:
         return store.get(job_id).to_dict()
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(admin_key)])
     async def metrics() -> Response:
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
 

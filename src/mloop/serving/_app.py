@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from mloop.auth import KeyStore, Scope
+from mloop.auth import Guard, KeyStore, Scope, auth_required
 from mloop.config import Settings
 from mloop.errors import MloopError
 from mloop.serving._engine import Engine
 from mloop.serving._fast_routes import FastRoutes
 from mloop.serving._flow import PredictionSink, ServingContext
-from mloop.serving._guard import Guard, auth_required
 from mloop.serving._http import RequestContext, install_error_handlers
 from mloop.serving._limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from mloop.serving._local_only import LocalOnly

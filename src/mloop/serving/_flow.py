@@ -10,7 +10,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from mloop.auth import Principal, Scope
+from mloop.auth import Guard, Principal, Scope
 from mloop.config import Settings
 from mloop.errors import FatalError, InvalidInput, MloopError
 from mloop.flavors import Predictions
@@ -18,7 +18,6 @@ from mloop.registry import ModelVersion
 from mloop.serving._batcher import Priority
 from mloop.serving._deadlines import Deadlines
 from mloop.serving._engine import Engine, deadline_error
-from mloop.serving._guard import Guard
 from mloop.serving._limits import RateLimiter
 from mloop.serving._routing import RouteDecision
 from mloop.serving._runtime import Job

@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 import structlog
 
+from mloop.auth import auth_required, is_loopback
 from mloop.config import Settings
 from mloop.errors import ConfigurationError
-from mloop.serving._guard import auth_required, is_loopback
 
 __all__ = ["ServerHandle", "banner", "pin_threads", "run_in_background", "serve"]
 

@@ -175,7 +175,12 @@ def test_jobs_complete_and_call_their_webhook(tmp_path: Path) -> None:
         hooks.append(json.loads(request.content))
         return httpx.Response(204)
 
-    app = make_app(provider, tmp_path, webhook_transport=httpx.MockTransport(hook))
+    app = make_app(
+        provider,
+        tmp_path,
+        webhook_transport=httpx.MockTransport(hook),
+        webhook_hosts=["hooks.example"],  # the operator's allow-list
+    )
 
     async def scenario() -> Any:
         async with running(app) as http:
@@ -338,3 +343,70 @@ def test_retry_after_of_never_is_left_out_not_a_crash() -> None:
 
     err = Unavailable("every deployment is down", retry_after=float("inf"))
     assert err.headers() == {} and "retry_after" not in err.to_dict()["error"]
+
+
+def _keyed_app(tmp_path: Path, provider: MockProvider) -> tuple[FastAPI, dict[str, str]]:
+    from mloop.auth import KeyStore
+    from mloop.config import load_settings
+    from mloop.store import MetadataStore
+
+    settings = load_settings(env={}, config_file=None, home=tmp_path / "home")
+    keys = KeyStore(MetadataStore.from_settings(settings))
+    tokens = {scope: keys.create(scope, [scope])[1] for scope in ("gateway", "predict", "admin")}
+    app = make_app(provider, tmp_path, settings=settings, auth=True)
+    return app, tokens
+
+
+def test_keys_are_required_with_the_gateway_scope(tmp_path: Path) -> None:
+    provider = MockProvider({"big": MockModel(), "small": MockModel()})
+    app, tokens = _keyed_app(tmp_path, provider)
+    body = {"model": "smart", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def scenario() -> list[int]:
+        async with running(app) as http:
+            out = []
+            for token in (None, tokens["predict"], tokens["gateway"], tokens["admin"]):
+                headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+                r = await http.post("/v1/chat/completions", json=body, headers=headers)
+                out.append(r.status_code)
+            metrics = await http.get(
+                "/metrics", headers={"Authorization": f"Bearer {tokens['gateway']}"}
+            )
+            health = await http.get("/healthz")
+            return [*out, metrics.status_code, health.status_code]
+
+    assert run(scenario()) == [401, 403, 200, 200, 403, 200]
+    assert provider.stats["big"].ok == 2
+
+
+def test_webhooks_only_go_to_loopback_or_allowed_hosts(tmp_path: Path) -> None:
+    provider = MockProvider({"big": MockModel(), "small": MockModel()})
+    app = make_app(provider, tmp_path)
+    request = {"model": "smart", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def scenario() -> list[httpx.Response]:
+        async with running(app) as http:
+            return [
+                await http.post("/v1/jobs", json={"request": request, "webhook_url": url})
+                for url in ("http://169.254.169.254/latest", "file:///etc/passwd")
+            ]
+
+    elsewhere, not_http = run(scenario())
+    assert elsewhere.status_code == 403 and "webhook_hosts" in elsewhere.text
+    assert not_http.status_code == 422
+
+
+def test_a_body_over_the_limit_is_a_413(tmp_path: Path) -> None:
+    provider = MockProvider({"big": MockModel(), "small": MockModel()})
+    app = make_app(provider, tmp_path)
+    huge = '{"model": "smart", "messages": [{"role": "user", "content": "' + "x" * (5 << 20) + '"}]}'
+
+    async def scenario() -> httpx.Response:
+        async with running(app) as http:
+            return await http.post(
+                "/v1/chat/completions", content=huge, headers={"content-type": "application/json"}
+            )
+
+    r = run(scenario())
+    assert r.status_code == 413 and r.json()["error"]["type"] == "user_fixable"
+    assert provider.stats["big"].calls == 0

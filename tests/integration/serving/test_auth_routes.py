@@ -87,7 +87,7 @@ def test_websocket_needs_a_predict_key(keyed: tuple[TestClient, dict[str, str]])
 
 
 def test_auth_auto_is_open_on_loopback_only(serving_settings: Settings) -> None:
-    from mloop.serving._guard import auth_required
+    from mloop.auth import auth_required
 
     assert auth_required("auto", "127.0.0.1") is False
     assert auth_required("auto", "::1") is False

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from mloop.auth import ANONYMOUS, KeyStore, Principal, Scope
+from mloop.auth._keys import KeyStore
+from mloop.auth._scopes import ANONYMOUS, Principal, Scope
 from mloop.errors import ConfigurationError, Unauthenticated
 
-__all__ = ["Guard", "auth_required", "is_loopback"]
+__all__ = ["Guard", "auth_required", "is_loopback", "token_from"]
 
 
 def is_loopback(host: str) -> bool:
@@ -30,7 +31,7 @@ def auth_required(mode: str, host: str) -> bool:
         return False
     if mode == "auto":
         return not is_loopback(host)
-    raise ConfigurationError(f"serving.auth={mode!r} is not one of auto, on, off.")
+    raise ConfigurationError(f"auth={mode!r} is not one of auto, on, off.")
 
 
 def token_from(headers: Mapping[str, str], query: Mapping[str, str] | None = None) -> str | None:
