@@ -399,7 +399,9 @@ def test_webhooks_only_go_to_loopback_or_allowed_hosts(tmp_path: Path) -> None:
 def test_a_body_over_the_limit_is_a_413(tmp_path: Path) -> None:
     provider = MockProvider({"big": MockModel(), "small": MockModel()})
     app = make_app(provider, tmp_path)
-    huge = '{"model": "smart", "messages": [{"role": "user", "content": "' + "x" * (5 << 20) + '"}]}'
+    huge = (
+        '{"model": "smart", "messages": [{"role": "user", "content": "' + "x" * (5 << 20) + '"}]}'
+    )
 
     async def scenario() -> httpx.Response:
         async with running(app) as http:
