@@ -26,7 +26,11 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["ConnectionLimits", "guarded_protocol"]
+__all__ = ["GRACEFUL_SHUTDOWN_S", "ConnectionLimits", "guarded_protocol"]
+
+# On SIGTERM, requests in flight get this long to finish before they are cancelled:
+# uvicorn would otherwise wait for a two-minute upstream call (or a stuck one) for ever.
+GRACEFUL_SHUTDOWN_S = 10
 
 _REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"

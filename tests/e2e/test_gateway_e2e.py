@@ -7,11 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -165,3 +167,29 @@ def test_two_replicas_share_global_limits_through_redis(servers: Servers, redis_
     # Limits kept per replica would draw ~10 rejections here. Across processes a call
     # admitted first can still reach the provider second, so allow one.
     assert stats["rate_limited"] <= 1
+
+
+def test_sigterm_stops_the_gateway_promptly_with_a_call_in_flight(servers: Servers) -> None:
+    # The provider takes two minutes to answer: a graceful shutdown that waited for the
+    # call would keep the gateway up that long after SIGTERM.
+    provider = servers.mock_provider({"big": {"latency_s": 120}, "small": {"latency_s": 120}})
+    gateway = servers.gateway(config(provider))
+    body = {"model": "smart", "messages": [{"role": "user", "content": "slow"}]}
+    caller = threading.Thread(
+        target=lambda: httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=150),
+        daemon=True,
+    )
+    caller.start()
+    deadline = time.monotonic() + 10
+    while servers_stats(provider)["big"]["inflight"] == 0:
+        assert time.monotonic() < deadline, "the call never reached the provider"
+        time.sleep(0.05)
+    proc = servers.procs[-1]
+    started = time.monotonic()
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert time.monotonic() - started < 20
+
+
+def servers_stats(provider: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{provider}/mock/stats", timeout=5).json())

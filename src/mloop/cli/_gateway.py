@@ -41,7 +41,7 @@ def serve(
     except MloopError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    from mloop._connections import ConnectionLimits, guarded_protocol
+    from mloop._connections import GRACEFUL_SHUTDOWN_S, ConnectionLimits, guarded_protocol
     from mloop.auth import auth_required
 
     bind = host or settings.gateway.host
@@ -60,6 +60,7 @@ def serve(
         log_level="warning",
         access_log=False,
         http=guarded_protocol(limits),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
 

@@ -70,6 +70,8 @@ class ModelPool(Generic[T]):
         self.executor = executor
         self.on_evict = on_evict
         self.stats = PoolStats()
+        # The last load failure of each version that has not loaded since (for readiness).
+        self.failures: dict[Key, BaseException] = {}
         self._entries: OrderedDict[Key, _Entry[T]] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[T]] = {}
         self._pins: set[Key] = set()
@@ -146,12 +148,14 @@ class ModelPool(Generic[T]):
             size = await loop.run_in_executor(self.executor, self.sizer, value)
         except BaseException as exc:  # every waiter must hear about the failure
             self.stats.load_failures += 1
+            self.failures[key] = exc
             del self._loading[key]
             future.set_exception(exc)
             # Mark retrieved: a failed load with no waiter left is not an unhandled error.
             future.exception()
             return
         self.stats.loads += 1
+        self.failures.pop(key, None)
         self._entries[key] = _Entry(value, float(size), pinned=key in self._pins)
         self.stats.memory_mb += float(size)
         self.stats.resident = len(self._entries)

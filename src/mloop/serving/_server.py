@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -81,7 +82,7 @@ def _socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
 def _uvicorn_config(app: Any, settings: Settings) -> Any:
     import uvicorn
 
-    from mloop._connections import ConnectionLimits, guarded_protocol
+    from mloop._connections import GRACEFUL_SHUTDOWN_S, ConnectionLimits, guarded_protocol
 
     cfg = settings.serving
     limits = ConnectionLimits(
@@ -98,6 +99,7 @@ def _uvicorn_config(app: Any, settings: Settings) -> Any:
         log_level="warning",
         access_log=False,  # mloop writes its own structured access log
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=max(GRACEFUL_SHUTDOWN_S, math.ceil(cfg.request_timeout_s)),
         backlog=2048,
     )
 

@@ -91,8 +91,19 @@ def v2_router(ctx: ServingContext) -> APIRouter:
 
     @router.get("/health/ready", summary="Every served model is warm")
     async def ready() -> Response:
-        ok = engine.ready
-        return json_response({"ready": ok}, 200 if ok else 503)
+        # Not ready while a version that takes traffic failed its last load (a tampered
+        # artifact, a missing extra): every request to it would fail.
+        in_use = engine.router.versions_in_use()
+        failing = sorted(
+            f"{name}:{version}"
+            for (name, version) in engine.pool.failures
+            if version in in_use.get(name, ())
+        )
+        ok = engine.ready and not failing
+        body: dict[str, Any] = {"ready": ok}
+        if failing:
+            body["failing"] = failing
+        return json_response(body, 200 if ok else 503)
 
     @router.get("", summary="Server metadata")
     async def server_metadata(request: Request) -> Response:

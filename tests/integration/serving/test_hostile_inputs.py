@@ -119,6 +119,11 @@ def test_a_version_whose_artifact_was_tampered_with_is_not_ready(
                 blob.write_bytes(blob.read_bytes() + b"tampered")
         r = c.get("/v2/models/churn/versions/2/ready")
         assert r.status_code == 503, r.text
+        assert c.get("/v2/health/ready").status_code == 200  # v2 takes no traffic
+        c.app.state.serving.engine.pool.evict("churn", 1)  # type: ignore[attr-defined]
+        c.post("/models/churn/predict", json={"records": [ROW]})  # production fails to load
+        whole = c.get("/v2/health/ready")
+        assert whole.status_code == 503 and whole.json()["failing"] == ["churn:1"]
         body = r.json()
         assert body["ready"] is False
         assert body["error"]["type"] == "operator_fixable"
