@@ -190,7 +190,9 @@ class ModelFailed(OperatorError):
     """The model's own code raised (or answered what no prediction can be).
 
     Not mloop's bug and not the caller's: whoever deployed the model must look at
-    it. It counts as a failure of that version, so rollout guards see it.
+    it. It counts as a failure of that version, so rollout guards see it. A 500, not
+    a 502: the model runs inside this server, it is not an upstream server that
+    answered badly, and retrying the same input fails the same way.
     """
 
     code = "model_failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -72,6 +73,11 @@ def status(
         console.print(
             f"[yellow]{count} {stream} record(s) could not be stored and were quarantined; "
             f"see {', '.join(p for p in result.dead_letters if f'/{stream}/' in p)}.[/yellow]"
+        )
+    if result.compaction_error is not None:
+        console.print(
+            f"[yellow]Compaction failed ({result.compaction_error}); the numbers below may "
+            "miss the newest records, which stay in the spool for the next pass.[/yellow]"
         )
     table = Table(
         "window",
@@ -210,6 +216,45 @@ def _read_labels(path: Path, rows: int) -> Any:
     yield from read_chunks(path, rows, dtype={"request_id": str, "entity_key": str})
 
 
+def _label_batches(
+    path: Path, batch: int, model: str | None
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """``(index of the first label, labels)`` per batch of the file."""
+    first = 0
+    for chunk in _read_labels(path, batch):
+        if "label" not in chunk.columns or not ({"request_id", "entity_key"} & set(chunk.columns)):
+            raise InvalidInput(
+                f"{path} has columns {list(chunk.columns)}; it needs 'label' and "
+                "'request_id' (optionally 'row') or 'entity_key'."
+            )
+        records = chunk.astype(object).where(chunk.notna(), None).to_dict("records")
+        if model is not None:
+            for r in records:
+                r["model"] = model
+        yield first, records
+        first += len(records)
+
+
+def _check_file(mon: Monitor, path: Path, batch: int, model: str | None) -> None:
+    """Check every label of the file, storing none; one error names every bad one."""
+    violations: list[dict[str, Any]] = []
+    bad = total = 0
+    for first, records in _label_batches(path, batch, model):
+        total += len(records)
+        try:
+            mon.check_feedback(records, first_index=first)
+        except InvalidInput as exc:
+            bad += int(exc.details.get("invalid_items", 1))
+            violations.extend(exc.details.get("violations", ()))
+    if bad:
+        quoted = " ".join(str(v["message"]) for v in violations[:3])
+        raise InvalidInput(
+            f"{bad} of {total} labels in {path} are invalid, so none was imported (items "
+            f"count from 0, the first data row): {quoted}",
+            violations=violations[:100],
+        )
+
+
 @feedback_app.command("import")
 def import_labels(
     ctx: typer.Context,
@@ -219,24 +264,21 @@ def import_labels(
     model: Annotated[str | None, typer.Option(help="Model the labels belong to.")] = None,
     batch: Annotated[int, typer.Option(help="Labels per durable batch.")] = 10_000,
 ) -> None:
-    """Import delayed labels; each batch is on disk before the next is read."""
+    """Import delayed labels, all or none: the whole file is checked before any is stored.
+
+    A bad label is reported by its place among the file's labels (0 = first data row);
+    then each batch is on disk before the next is read.
+    """
     mon = _monitor(ctx)
+    if not 1 <= batch <= mon.max_feedback_items:
+        mon.close()
+        raise InvalidInput(f"--batch {batch} must be between 1 and {mon.max_feedback_items}.")
     totals = {"accepted": 0, "matched": 0, "unmatched": 0}
     try:
+        _check_file(mon, path, batch, model)
         mon.compact()  # so labels for recent predictions count as matched
-        for chunk in _read_labels(path, batch):
-            if "label" not in chunk.columns or not (
-                {"request_id", "entity_key"} & set(chunk.columns)
-            ):
-                raise InvalidInput(
-                    f"{path} has columns {list(chunk.columns)}; it needs 'label' and "
-                    "'request_id' (optionally 'row') or 'entity_key'."
-                )
-            records = chunk.astype(object).where(chunk.notna(), None).to_dict("records")
-            if model is not None:
-                for r in records:
-                    r["model"] = model
-            result = mon.feedback(records)
+        for first, records in _label_batches(path, batch, model):
+            result = mon.feedback(records, first_index=first)
             for key, value in result.to_dict().items():
                 totals[key] += value
     finally:

@@ -5,19 +5,29 @@ an ``flock`` per writer folder keeps two compactors apart. Compaction reads only
 whole frames, so it can run while the owning writer keeps appending.
 
 A record the log store cannot hold (a time beyond the calendar, a row index beyond
-the column, written by an older version or a bug) is quarantined, not retried for
-ever: it is appended and fsynced to ``<spool>/<stream>/dead-letter.jsonl`` with the
-reason before the checkpoint passes it, and compaction goes on with the rest. If the
-store still refuses a batch, the whole batch goes there. Nothing is lost: the file
-holds every such record as it was spooled, and ``mloop monitor status`` counts them.
+the column, text longer than its column: written past the door by an older version
+or a bug) is quarantined, not retried for ever: it is appended and fsynced to
+``<spool>/<stream>/dead-letter.jsonl`` with the reason and the record as spooled
+before the checkpoint passes it, and compaction goes on with the rest. Records are
+checked against the columns first (``_storable``); if the store still refuses a
+batch for its content (``RecordsRejected``), the batch is split in halves until the
+refused records are found, and only those are quarantined. A store that cannot be
+reached is no reason to quarantine anything: the batch stays in the spool and the
+next pass retries it. Bytes of a finished segment that are no whole frame (a corrupt
+disk block) go to the same file, base64-encoded, before the segment is deleted.
+
+Nothing is lost: ``mloop monitor status`` counts the quarantined lines and names the
+file. A crash between the fsync of a dead letter and the checkpoint may repeat a
+line on the next pass; each line carries its spool position (writer, segment,
+end offset), so repeats are recognisable.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import logging
-import math
 import os
 import threading
 import time
@@ -27,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from mloop.monitor._logstore import LogStore
+from mloop.monitor._logstore import LogStore, RecordsRejected
 from mloop.monitor._spool import (
     SpoolPosition,
     list_segments,
@@ -35,110 +45,146 @@ from mloop.monitor._spool import (
     segment_path,
     spool_writers,
 )
+from mloop.monitor._storable import unstorable_reason
 
 __all__ = [
     "DEAD_LETTER_FILE",
     "BackgroundCompactor",
     "compact_stream",
     "dead_letter_count",
-    "poison_reason",
 ]
 
 _log = logging.getLogger("mloop.monitor")
 
 _MAX_RECORDS = 20_000
 DEAD_LETTER_FILE = "dead-letter.jsonl"
-_LAST_EPOCH_S = 253_402_300_799.0  # 9999-12-31T23:59:59Z: beyond it no date exists
-_MAX_ROW = 2**31 - 1  # the row column is a 32-bit integer in SQL stores
+
+# A quarantined record: (its spool position as (segment, end offset), the record, why).
+_Letter = tuple[tuple[int, int], Any, str]
 
 
-def poison_reason(record: Any) -> str | None:
-    """Why the log store cannot hold ``record``, or None when it can."""
-    if not isinstance(record, dict):
-        return f"a {type(record).__name__}, not an object"
-    ts = record.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-        return f"ts {ts!r} is not a finite epoch time"
-    if not 0 <= ts <= _LAST_EPOCH_S:
-        return f"ts {ts!r} is outside the years 1970 to 9999"
-    row = record.get("row")
-    if row is not None and (isinstance(row, bool) or not isinstance(row, int)):
-        return f"row {row!r} is not a whole number"
-    if row is not None and not 0 <= row <= _MAX_ROW:
-        return f"row {row} is outside 0..{_MAX_ROW}"
-    for key in ("request_id", "entity_key", "model"):
-        value = record.get(key)
-        if value is not None and not isinstance(value, str):
-            return f"{key} {value!r} is not text"
-    return None
-
-
-def _quarantine(writer: Path, stream: str, bad: Sequence[tuple[Any, str]]) -> None:
-    """Append ``(record, reason)`` pairs to the stream's dead-letter file, durably."""
+def _quarantine(writer: Path, stream: str, letters: Sequence[_Letter]) -> None:
+    """Append ``letters`` to the stream's dead-letter file and fsync it."""
     path = writer.parent / DEAD_LETTER_FILE
     lines = b"".join(
         orjson.dumps(
-            {"at": time.time(), "writer": writer.name, "reason": reason, "record": record},
+            {
+                "at": time.time(),
+                "writer": writer.name,
+                "segment": segment,
+                "end": end,
+                "reason": reason,
+                "record": record,
+            },
             default=str,
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
         + b"\n"
-        for record, reason in bad
+        for (segment, end), record, reason in letters
     )
-    with open(path, "ab") as out:
-        out.write(lines)
-        out.flush()
-        os.fsync(out.fileno())
+    # Writers of several folders may quarantine at once: one locked write each.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(lines)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # also releases the lock
     _log.warning(
         "quarantined %d %s record(s) the log store cannot hold in %s (first: %s)",
-        len(bad),
+        len(letters),
         stream,
         path,
-        bad[0][1],
+        letters[0][2],
     )
 
 
 def dead_letter_count(spool_root: Path, stream: str) -> tuple[int, Path | None]:
     """How many records compaction quarantined for ``stream``, and the file holding them."""
     path = spool_root / stream / DEAD_LETTER_FILE
-    if not path.exists():
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in handle), path
+    except FileNotFoundError:
         return 0, None
-    with open(path, "rb") as handle:
-        return sum(1 for _ in handle), path
 
 
 def _commit(
     store: LogStore,
     stream: str,
     writer: Path,
-    payloads: list[bytes],
+    frames: Sequence[tuple[int, bytes]],
     start: SpoolPosition,
     end: int,
 ) -> None:
-    """Store what the log can hold; quarantine the rest; move the checkpoint either way."""
-    keep: list[dict[str, Any]] = []
-    bad: list[tuple[Any, str]] = []
-    for payload in payloads:
+    """Store the records of frames ``start``..``end`` the log can hold; quarantine the rest."""
+    keep: list[tuple[int, dict[str, Any]]] = []
+    bad: list[_Letter] = []
+    for after, payload in frames:
         try:
             record = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            bad.append((payload.decode("utf-8", "replace"), f"not JSON: {exc}"))
+            where = (start.segment, after)
+            bad.append((where, payload.decode("utf-8", "replace"), f"not JSON: {exc}"))
             continue
-        reason = poison_reason(record)
+        reason = unstorable_reason(stream, record)
         if reason is None:
-            keep.append(record)
+            keep.append((after, record))
         else:
-            bad.append((record, reason))
+            bad.append(((start.segment, after), record, reason))
     if bad:
         _quarantine(writer, stream, bad)
+    _store(store, stream, writer, keep, start, end)
+
+
+def _store(
+    store: LogStore,
+    stream: str,
+    writer: Path,
+    records: Sequence[tuple[int, dict[str, Any]]],
+    start: SpoolPosition,
+    end: int,
+) -> None:
+    """Commit ``records`` (with their frames' end offsets) as the range ``start``..``end``.
+
+    When the store refuses them for their content, commit each half on its own
+    (the halves' ranges meet at a frame boundary), down to the single refused record,
+    which is quarantined; its range then passes with nothing stored.
+    """
     try:
-        store.commit(stream, writer, keep, start, end)
-    except Exception as exc:
-        if not keep:
-            raise
-        _log.exception("the log store refused a %s batch; quarantining it", stream)
-        _quarantine(writer, stream, [(r, f"the log store refused its batch: {exc}") for r in keep])
-        store.commit(stream, writer, [], start, end)
+        store.commit(stream, writer, [r for _e, r in records], start, end)
+        return
+    except RecordsRejected as exc:
+        if not records:
+            raise  # nothing to refuse: not the records' fault
+        if len(records) == 1:
+            where = (start.segment, records[0][0])
+            _quarantine(
+                writer, stream, [(where, records[0][1], f"the log store refused it: {exc}")]
+            )
+            store.commit(stream, writer, [], start, end)
+            return
+    half = len(records) // 2
+    middle = records[half - 1][0]
+    _store(store, stream, writer, records[:half], start, middle)
+    _store(store, stream, writer, records[half:], SpoolPosition(start.segment, middle), end)
+
+
+def _salvage(store: LogStore, stream: str, writer: Path, position: SpoolPosition) -> None:
+    """Quarantine the bytes of a finished segment after its last whole frame (corruption)."""
+    path = segment_path(writer, position.segment)
+    with open(path, "rb") as handle:
+        handle.seek(position.offset)
+        tail = handle.read()
+    if not tail:
+        return
+    size = position.offset + len(tail)
+    record = {"offset": position.offset, "base64": base64.b64encode(tail).decode()}
+    reason = f"{len(tail)} bytes at offset {position.offset} are no whole frame (corrupt)"
+    _quarantine(writer, stream, [((position.segment, size), record, reason)])
+    store.advance(stream, writer, SpoolPosition(position.segment, size))
 
 
 @contextlib.contextmanager
@@ -159,7 +205,7 @@ def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
         if cp.pending is not None:
             start, end = cp.pending
             frames = list(read_frames(segment_path(writer, start.segment), start.offset, end))
-            _commit(store, stream, writer, [p for _e, p in frames], start, end)
+            _commit(store, stream, writer, frames, start, end)
             stored += len(frames)
         position = store.load_checkpoint(stream, writer).position
         # Stop at the end the spool had when this pass began: a writer that keeps
@@ -189,15 +235,16 @@ def compact_writer(store: LogStore, stream: str, writer: Path) -> int:
                 if len(frames) >= _MAX_RECORDS:
                     break
             if frames:
-                end = frames[-1][0]
-                _commit(store, stream, writer, [p for _e, p in frames], position, end)
+                _commit(store, stream, writer, frames, position, frames[-1][0])
                 stored += len(frames)
-                position = SpoolPosition(position.segment, end)
+                position = SpoolPosition(position.segment, frames[-1][0])
                 continue
             later = [s for s in segments if s > position.segment]
             if not later or position.segment >= limit_segment:
                 break
-            # The writer rolled to a new segment, so this one is complete and stored.
+            # The writer rolled to a new segment, so this one is complete: whatever is
+            # left after its last whole frame is damage, kept before the segment goes.
+            _salvage(store, stream, writer, position)
             position = SpoolPosition(later[0], 0)
             store.advance(stream, writer, position)
         for segment in list_segments(writer)[:-1]:

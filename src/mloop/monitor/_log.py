@@ -24,7 +24,7 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -32,11 +32,12 @@ from mloop.config import Settings
 from mloop.errors import DeadlineExceeded, InvalidInput, Overloaded, Unavailable
 from mloop.monitor._spool import Spool
 
-__all__ = ["DurableLog", "PredictionLog", "sampled"]
+__all__ = ["RECENT_REQUEST_IDS", "DurableLog", "PredictionLog", "sampled"]
 
 _log = logging.getLogger("mloop.monitor")
 
 _REQUIRED = ("request_id", "model", "version", "inputs", "outputs")
+RECENT_REQUEST_IDS = 32_768  # request ids whose model feedback can tell without the log
 
 
 def sampled(request_id: str, rate: float) -> bool:
@@ -332,7 +333,7 @@ class DurableLog:
         self._thread.join(timeout)
         self.spool.close()
 
-    def __enter__(self) -> DurableLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -353,9 +354,25 @@ class PredictionLog(DurableLog):
 
     stream = "predictions"
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, recent_ids: int = RECENT_REQUEST_IDS, **kwargs: Any
+    ) -> None:
         super().__init__(settings, **kwargs)
         self.sample_rate = settings.monitor.sample_rate
+        # Which model answered each recent request, for checking labels at the door
+        # without reading the log (which may not hold the request yet).
+        self._recent: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._recent_cap = recent_ids
+
+    def model_of(self, request_id: str) -> str | None:
+        """The model that answered ``request_id``, if this log took it among its recent ones."""
+        return self._recent.get(request_id)
+
+    def _remember(self, request_id: str, model: Any) -> None:
+        recent = self._recent
+        recent[request_id] = str(model)
+        if len(recent) > self._recent_cap:
+            recent.popitem(last=False)
 
     def submit(self, record: Mapping[str, Any]) -> bool:
         """Queue one request's record (all rows); return False if sampling skipped it.
@@ -369,6 +386,7 @@ class PredictionLog(DurableLog):
                 "version, inputs, outputs, latency_ms, entity_keys."
             )
         request_id = str(record["request_id"])
+        self._remember(request_id, record["model"])
         if not sampled(request_id, self.sample_rate):
             return False
         self._append(record, request_id)
@@ -389,6 +407,7 @@ class PredictionLog(DurableLog):
                     "version, inputs, outputs, latency_ms, entity_keys."
                 )
             request_id = str(record["request_id"])
+            self._remember(request_id, record["model"])
             keep = sampled(request_id, self.sample_rate)
             out.append(keep)
             if keep:

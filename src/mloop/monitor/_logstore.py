@@ -9,6 +9,10 @@ Both stores commit a range of spool frames together with the checkpoint that say
   then files with names derived from the range are written atomically, then the
   checkpoint advances. A crash in between redoes the same range into the same file
   names, which replaces rather than duplicates.
+
+A store that refuses records for what they hold (not for being unavailable) raises
+``RecordsRejected`` before anything of the range is stored, so the compactor can
+split the range, find the records it refuses and quarantine only those.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "Checkpoint",
     "LogStore",
     "ParquetLogStore",
+    "RecordsRejected",
     "StoredCheckpoint",
     "feedback_rows",
     "prediction_rows",
@@ -138,6 +143,14 @@ def feedback_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 ROWS_BY_STREAM = {"predictions": prediction_rows, "feedback": feedback_rows}
 
 
+class RecordsRejected(Exception):
+    """The store refused a batch for its content (a value its columns cannot hold).
+
+    Raised before anything of the batch is stored. Any other exception means the
+    store could not be reached or written: the batch stays in the spool and is retried.
+    """
+
+
 class Checkpoint(Protocol):
     """Committed position of one spool writer folder, plus an unfinished range if any."""
 
@@ -168,7 +181,10 @@ class LogStore(Protocol):
         start: SpoolPosition,
         end: int,
     ) -> None:
-        """Store ``records`` (frames ``start``..``end``) and move the checkpoint, exactly once."""
+        """Store ``records`` (frames ``start``..``end``) and move the checkpoint, exactly once.
+
+        Raises ``RecordsRejected`` (storing nothing) when a record cannot be held.
+        """
         ...
 
     def advance(self, stream: str, writer: Path, position: SpoolPosition) -> None:
@@ -268,26 +284,36 @@ class ParquetLogStore:
         end: int,
     ) -> None:
         self._save(writer, start, (start, end))
-        rows = [row for record in records for row in ROWS_BY_STREAM[stream](record)]
-        groups: dict[Path, list[dict[str, Any]]] = {}
-        for row in rows:
-            day = _day(row["ts"])
-            if stream == "predictions":
-                folder = self.home / "predictions" / f"model={row['model']}" / f"date={day}"
-            else:
-                folder = self.home / "feedback" / f"date={day}"
-            groups.setdefault(folder, []).append(row)
+        # Every table is built before any file is written: a refused value leaves no
+        # part file behind that a smaller retry of the same range would not replace.
+        try:
+            tables = self._tables(stream, records)
+        except (pa.ArrowException, KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise RecordsRejected(f"{type(exc).__name__}: {exc}") from exc
         name = f"part-{_writer_tag(writer)}-{start.segment:012d}-{start.offset:012d}.parquet"
-        schema = _PRED_SCHEMA if stream == "predictions" else _FEEDBACK_SCHEMA
-        for folder, group in groups.items():
+        for folder, table in tables.items():
             folder.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pylist(group, schema=schema)
             tmp = folder / f".{name}.tmp"
             pq.write_table(table, tmp)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, folder / name)
         self._save(writer, SpoolPosition(start.segment, end), None)
+
+    def _tables(self, stream: str, records: Sequence[Mapping[str, Any]]) -> dict[Path, pa.Table]:
+        groups: dict[Path, list[dict[str, Any]]] = {}
+        for record in records:
+            for row in ROWS_BY_STREAM[stream](record):
+                day = _day(row["ts"])
+                if stream == "predictions":
+                    folder = self.home / "predictions" / f"model={row['model']}" / f"date={day}"
+                else:
+                    folder = self.home / "feedback" / f"date={day}"
+                groups.setdefault(folder, []).append(row)
+        schema = _PRED_SCHEMA if stream == "predictions" else _FEEDBACK_SCHEMA
+        return {
+            folder: pa.Table.from_pylist(group, schema=schema) for folder, group in groups.items()
+        }
 
     def _read(self, folders: Iterable[Path], schema: pa.Schema) -> pd.DataFrame:
         files = [f for folder in folders if folder.is_dir() for f in sorted(folder.glob("part-*"))]

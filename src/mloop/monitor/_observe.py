@@ -51,6 +51,9 @@ class WindowStatus:
     labelled: int = 0
     performance: Mapping[str, float] = field(default_factory=dict)
     estimated: Mapping[str, float] = field(default_factory=dict)
+    # Labels that joined but cannot score this model (not one of its classes, text
+    # for a regressor): left out of ``labelled`` and ``performance``.
+    unscorable_labels: int = 0
 
     @property
     def drift_share(self) -> float | None:
@@ -122,6 +125,7 @@ class WindowStatus:
             "missing_rate": self.missing_rate,
             "out_of_contract_rate": self.out_of_contract_rate,
             "labelled": self.labelled,
+            "unscorable_labels": self.unscorable_labels,
             "performance": {k: _clean(v) for k, v in self.performance.items()},
             "estimated_performance": {k: _clean(v) for k, v in self.estimated.items()},
         }
@@ -145,6 +149,20 @@ def _probabilities(
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _scorable(labels: pd.Series, task: str, classes: Sequence[Any]) -> np.ndarray:
+    """Which labels can score the model: one of its classes (as text), or a finite number."""
+    if task == "classification":
+        names = {str(c) for c in classes}
+        return np.array([str(v) in names for v in labels.tolist()], dtype=bool)
+    return np.array(
+        [
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in labels.tolist()
+        ],
+        dtype=bool,
+    )
 
 
 def _out_of_contract(schema: Any, inputs: list[dict[str, Any]]) -> float | None:
@@ -197,10 +215,13 @@ def observe_rows(
             prediction_drift = drift_from_counts(ref.select(["prediction"]), pc.counts)
     probabilities = _probabilities(outputs, classes) if task == "classification" else None
     performance: dict[str, float] = {}
-    labelled = 0
+    labelled = unscorable = 0
     if labels is not None:
-        has = labels.notna().to_numpy()
+        joined = labels.notna().to_numpy()
+        scorable = _scorable(labels, task, classes)
+        has = joined & scorable
         labelled = int(has.sum())
+        unscorable = int((joined & ~scorable).sum())
         if labelled:
             truth = labels[has].tolist()
             if task == "classification":
@@ -209,7 +230,7 @@ def observe_rows(
                     rows["prediction"].to_numpy()[has].astype(str),
                     None if probabilities is None else probabilities[has],
                     classes=[str(c) for c in classes],
-                ) if set(map(str, truth)) <= set(map(str, classes)) else {}  # fmt: skip
+                )
             else:
                 performance = regression_metrics(
                     np.asarray(truth, dtype=np.float64), rows["value"].to_numpy()[has]
@@ -236,4 +257,5 @@ def observe_rows(
         labelled=labelled,
         performance=performance,
         estimated=estimated,
+        unscorable_labels=unscorable,
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
@@ -22,6 +23,7 @@ from mloop.config import Settings
 from mloop.errors import InvalidInput
 from mloop.monitor._compact import BackgroundCompactor, compact_stream, dead_letter_count
 from mloop.monitor._feedback import FeedbackLog, FeedbackResult, join_feedback
+from mloop.monitor._feedback_door import MAX_FEEDBACK_ITEMS, check_feedback
 from mloop.monitor._labels import LabelSpaces
 from mloop.monitor._log import PredictionLog
 from mloop.monitor._logstore import LogStore, ParquetLogStore
@@ -33,9 +35,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Monitor", "MonitorStatus", "parse_since"]
 
+_log = logging.getLogger("mloop.monitor")
+
 _MAX_WINDOWS = 1000
-_FEEDBACK_LOOKBACK_S = 7 * 86400.0
-_LABEL_SPACES_TTL_S = 5.0  # a model registered just now is known to feedback within this  # how far back a label looks for its prediction (count only)
+_FEEDBACK_LOOKBACK_S = 7 * 86400.0  # how far back a label looks for its prediction (count only)
+_LABEL_SPACES_TTL_S = 5.0  # a new version's classes are known to feedback within this
+_UNKNOWN_MODEL_RELOAD_S = 1.0  # a label naming an unknown model re-reads at most this often
+
+
+def _items(records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> list[Any]:
+    items = [records] if isinstance(records, Mapping) else list(records)
+    if not items:
+        raise InvalidInput("No feedback given; send one label or a list of labels.")
+    return items
 
 
 def parse_since(value: str | float | int | dt.datetime | None, now: float, default: str) -> float:
@@ -96,6 +108,8 @@ class MonitorStatus:
     # Records compaction could not store, per stream, and the files that hold them.
     quarantined: dict[str, int] = field(default_factory=dict)
     dead_letters: list[str] = field(default_factory=list)
+    # Why the last compaction before this read failed (the numbers may be stale).
+    compaction_error: str | None = None
 
     @property
     def total(self) -> WindowStatus | None:
@@ -114,11 +128,14 @@ class MonitorStatus:
             "windows": [w.to_dict(detail=detail) for w in self.windows],
             "quarantined": self.quarantined,
             "dead_letters": self.dead_letters,
+            "compaction_error": self.compaction_error,
         }
 
 
 class Monitor:
     """Live monitoring of logged predictions: status, feedback, per-version observations."""
+
+    max_feedback_items: ClassVar[int] = MAX_FEEDBACK_ITEMS  # labels per call
 
     def __init__(
         self,
@@ -140,6 +157,7 @@ class Monitor:
         self.prediction_log = prediction_log
         self._feedback_log: FeedbackLog | None = None
         self._compactor: BackgroundCompactor | None = None
+        self._compaction_error: str | None = None
         self._owns_log = False
         self.store: LogStore = store or self._default_store()
 
@@ -183,21 +201,39 @@ class Monitor:
             self.store, root, "feedback"
         )
 
+    def _compact_before_reading(self) -> None:
+        # A store that takes no writes just now must not stop monitoring from answering
+        # with what is compacted; the spool keeps the rest for the next pass.
+        try:
+            self.compact()
+        except Exception as exc:
+            _log.warning("compaction before a monitor read failed", exc_info=True)
+            self._compaction_error = f"{type(exc).__name__}: {exc}"
+        else:
+            self._compaction_error = None
+
     def prune(self, older_than: str | float = "30d") -> int:
         """Delete logged predictions and labels older than ``older_than`` (a duration)."""
         return self.store.prune(self.clock.now() - parse_duration(older_than, "older_than"))
 
     # --- feedback ----------------------------------------------------------------------
 
-    def feedback(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> FeedbackResult:
+    def feedback(
+        self,
+        records: Iterable[Mapping[str, Any]] | Mapping[str, Any],
+        *,
+        first_index: int = 0,
+    ) -> FeedbackResult:
         """Store labels durably (returns once they are on disk) and count the matched ones.
 
-        Every label is checked first (bounds, and that it is a class of its model or
-        of some registered model): one bad label rejects the whole batch with a 422.
-        ``unmatched`` counts labels whose prediction is not in the compacted log (yet):
-        they are kept and join as soon as their prediction is compacted.
+        Every label is checked first (bounds, and that it can score its model: see
+        ``_feedback_door``): one bad label refuses the whole batch with a 422 that
+        lists every bad item by index (counted from ``first_index``). ``unmatched``
+        counts labels whose prediction is not in the compacted log (yet): they are
+        kept and join as soon as their prediction is compacted.
         """
-        clean = self._add_feedback(records, self._label_spaces())
+        items = _items(records)
+        clean = self._add_feedback(items, self._label_spaces(items), first_index)
         self.feedback_log.flush()
         return self._match(clean)
 
@@ -205,24 +241,49 @@ class Monitor:
         self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]
     ) -> FeedbackResult:
         """``feedback`` for async servers: waits for disk without blocking the loop."""
-        spaces = await asyncio.to_thread(self._label_spaces)
-        clean = self._add_feedback(records, spaces)
+        items = _items(records)
+        spaces = await asyncio.to_thread(self._label_spaces, items)
+        clean = self._add_feedback(items, spaces, 0)
         await self.feedback_log.durable()
         return await asyncio.to_thread(self._match, clean)
 
-    def _add_feedback(
-        self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any], spaces: LabelSpaces
-    ) -> list[dict[str, Any]]:
-        items = [records] if isinstance(records, Mapping) else list(records)
-        if not items:
-            raise InvalidInput("No feedback given; send one label or a list of labels.")
-        return self.feedback_log.add(items, self.clock.now(), spaces)
+    def check_feedback(
+        self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any], *, first_index: int = 0
+    ) -> int:
+        """Check labels as ``feedback`` does without storing them; return how many passed."""
+        items = _items(records)
+        return len(
+            check_feedback(
+                items, self.clock.now(), self._label_spaces(items), first_index=first_index
+            )
+        )
 
-    def _label_spaces(self) -> LabelSpaces:
-        """The registry's tasks and classes per model, read at most every few seconds."""
+    def _add_feedback(
+        self, items: list[Any], spaces: LabelSpaces, first_index: int
+    ) -> list[dict[str, Any]]:
+        log = self.prediction_log
+        model_of = None if log is None else log.model_of
+        return self.feedback_log.add(
+            items, self.clock.now(), spaces, model_of, first_index=first_index
+        )
+
+    def _label_spaces(self, items: list[Any]) -> LabelSpaces:
+        """The registry's tasks and classes per model, read at most every few seconds.
+
+        Read again sooner (at most once a second) when a label names a model not
+        among them: it may have been registered a moment ago.
+        """
         now = self.clock.monotonic()
         cached = self._spaces
-        if cached is None or now - cached[0] >= _LABEL_SPACES_TTL_S:
+        named = {
+            str(item["model"]).strip()
+            for item in items
+            if isinstance(item, Mapping) and isinstance(item.get("model"), str)
+        }
+        stale = cached is None or now - cached[0] >= _LABEL_SPACES_TTL_S
+        if cached is not None and not stale and not named <= cached[1].keys():
+            stale = now - cached[0] >= _UNKNOWN_MODEL_RELOAD_S
+        if cached is None or stale:
             cached = self._spaces = (now, self.registry.label_spaces())
         return cached[1]
 
@@ -248,7 +309,7 @@ class Monitor:
 
     def predictions(self, model: str | None, since: float, until: float) -> pd.DataFrame:
         """Logged prediction rows (one per predicted row) with their joined ``label``."""
-        self.compact()
+        self._compact_before_reading()
         rows = self.store.predictions(model, since, until)
         labels = join_feedback(rows, self.store.feedback(since))
         return rows.assign(label=labels)
@@ -296,13 +357,25 @@ class Monitor:
             part = rows[(rows["ts"] >= edge) & (rows["ts"] < end)]
             windows.append(self._observe(mv, edge, end, part))
             edge = end
-        status = MonitorStatus(model, mv.version, start, stop, width, windows, version)
+        quarantined: dict[str, int] = {}
+        dead_letters: list[str] = []
         for stream in ("predictions", "feedback"):
             count, path = dead_letter_count(self.settings.home / "spool", stream)
             if count:
-                status.quarantined[stream] = count
-                status.dead_letters.append(str(path))
-        return status
+                quarantined[stream] = count
+                dead_letters.append(str(path))
+        return MonitorStatus(
+            model,
+            mv.version,
+            start,
+            stop,
+            width,
+            windows,
+            version,
+            quarantined=quarantined,
+            dead_letters=dead_letters,
+            compaction_error=self._compaction_error,
+        )
 
     def _observe(
         self, mv: ModelVersion, start: float, end: float, rows: pd.DataFrame

@@ -16,6 +16,7 @@ from mloop.monitor._logstore import (
     PREDICTION_COLUMNS,
     ROWS_BY_STREAM,
     Checkpoint,
+    RecordsRejected,
     StoredCheckpoint,
     rows_frame,
 )
@@ -72,12 +73,23 @@ class SqlLogStore:
         start: SpoolPosition,
         end: int,
     ) -> None:
-        rows = [row for record in records for row in ROWS_BY_STREAM[stream](record)]
+        try:
+            rows = [row for record in records for row in ROWS_BY_STREAM[stream](record)]
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise RecordsRejected(f"{type(exc).__name__}: {exc}") from exc
         table = monitor_predictions if stream == "predictions" else monitor_feedback
-        with self.engine.begin() as conn:
-            if rows:
-                conn.execute(table.insert(), rows)
-            self._set(conn, stream, writer, SpoolPosition(start.segment, end))
+        try:
+            with self.engine.begin() as conn:
+                if rows:
+                    conn.execute(table.insert(), rows)
+                self._set(conn, stream, writer, SpoolPosition(start.segment, end))
+        except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+            # The transaction rolled back: nothing of the batch is stored.
+            raise RecordsRejected(str(exc.orig)) from exc
+        except sa.exc.StatementError as exc:
+            if isinstance(exc, sa.exc.DBAPIError):
+                raise  # the server is unreachable or broken: retry the batch later
+            raise RecordsRejected(str(exc.orig)) from exc  # a value the driver cannot send
 
     def predictions(self, model: str | None, since: float, until: float) -> pd.DataFrame:
         t = monitor_predictions

@@ -1,8 +1,10 @@
 """HTTP routes of the live monitor, as a FastAPI ``APIRouter`` that serving mounts.
 
 ``POST /feedback`` (one label, a list, or ``{"feedback": [...]}``) answers 202 with
-counts once the labels are on disk; ``GET /models/{name}/monitor/status`` and
-``/report`` give the same data as ``mloop monitor status`` / ``report``.
+counts once the labels are on disk, or 422 storing none of them when any is bad
+(``_feedback_door``: every bad item listed by index in ``violations``);
+``GET /models/{name}/monitor/status`` and ``/report`` give the same data as
+``mloop monitor status`` / ``report``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def feedback_router(monitor: Monitor) -> APIRouter:
             try:
                 body = orjson.loads(await request.body())
             except orjson.JSONDecodeError as exc:
+                if "depth" in str(exc):
+                    raise InvalidInput(
+                        "The body is nested deeper than JSON parsing allows (1024 levels); "
+                        'send a label object, a list of them, or {"feedback": [...]}.'
+                    ) from exc
                 raise InvalidInput(f"The body is not valid JSON: {exc}.") from exc
             result = await monitor.afeedback(_items(body))
         except MloopError as exc:

@@ -25,6 +25,11 @@ Integration surface for serving (one process)::
     source.record_request(model, shadow_version, shadow_latency_ms, error=...)  # shadow's own health
     # warm every version in router.versions_in_use(), then source.mark_ready(model, v)
 
+With several processes, each tallies its own traffic in a ``TrafficRecorder``
+(``recorder.record(...)``, ``recorder.record_shadow(...)``) and moves it about once
+a second into shared ``TrafficCounts`` (``recorder.flush_to(TrafficLedger(store),
+now=...)``); the controller's source reads every process's sums from there.
+
 Monitoring feeds ``record_label`` (feedback joined to the serving version),
 ``record_outcome`` (A/B metrics such as conversion), ``set_drift`` and
 ``set_estimated_accuracy``. A version that is not ready never answers and never
@@ -33,6 +38,7 @@ gets a shadow copy, and a rollout leaves ``warming`` only once its candidate is 
 
 from mloop.rollout._controller import Controller
 from mloop.rollout._decide import apply_command, guard_metrics, initial_weight, next_step
+from mloop.rollout._ledger import TrafficLedger
 from mloop.rollout._observations import (
     InMemoryObservations,
     MetricSummary,
@@ -58,7 +64,7 @@ from mloop.rollout._service import Rollouts
 from mloop.rollout._state import TERMINAL_PHASES, Action, Decision, Phase, RolloutState
 from mloop.rollout._stats import Verdict, msprt
 from mloop.rollout._store import RolloutStore
-from mloop.rollout._traffic import TrafficLedger, TrafficRecorder
+from mloop.rollout._traffic import MemoryTraffic, Totals, TrafficCounts, TrafficRecorder
 
 __all__ = [
     "GUARD_METRICS",
@@ -72,6 +78,7 @@ __all__ = [
     "Decision",
     "Guard",
     "InMemoryObservations",
+    "MemoryTraffic",
     "MetricSummary",
     "ObservationSource",
     "Observations",
@@ -84,6 +91,8 @@ __all__ = [
     "RoutingTable",
     "ShadowPolicy",
     "Strategy",
+    "Totals",
+    "TrafficCounts",
     "TrafficLedger",
     "TrafficRecorder",
     "TrafficRouter",

@@ -62,7 +62,7 @@ rollout_leases = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
-# Per-second tallies of every serving process (see ``_traffic.py``).
+# Tallies of every serving process, per second while recent (see ``_ledger.py``).
 rollout_traffic = sa.Table(
     "rollout_traffic",
     metadata,
@@ -73,5 +73,7 @@ rollout_traffic = sa.Table(
     sa.Column("requests", sa.Integer, nullable=False),
     sa.Column("errors", sa.Integer, nullable=False),
     sa.Column("histogram", sa.Text, nullable=False),
+    sa.Column("shadow_pairs", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("shadow_agree", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_rollout_traffic_second", "second"),
 )

@@ -1,78 +1,42 @@
-"""Requests, errors and latency per version, summed over every worker and replica.
+"""Requests, errors, latency and shadow agreement per version, from every process.
 
 A rollout's guards must see what every user saw, not what the process holding the
 controller lease served. Each serving process tallies its requests in memory
-(``TrafficRecorder.record``: a dict update under a lock, nothing on the request
-path touches the database) and writes the tallies of finished and current seconds
-to the shared metadata store about once a second (``TrafficLedger.add``, one
-upsert-and-add per model, version, writer and second). The controller reads the sums
-since a step started (``TrafficLedger.observe``), on SQLite or PostgreSQL alike.
-
-Latency is kept as counts in fixed log-spaced buckets (each 25% wider than the one
-below, from 0.05 ms), so tallies of any processes add up and p50/p99 come out of the
-sum within a bucket's width.
+(``TrafficRecorder.record``: a dict update under a lock; nothing on the request path
+touches the database) and about once a second moves its tallies into shared
+``TrafficCounts`` (``TrafficRecorder.flush_to``). The controller reads the sums since
+a step started (``TrafficCounts.observe``). ``TrafficLedger`` (``_ledger.py``) keeps
+them in the metadata store (SQLite or PostgreSQL); ``MemoryTraffic`` in this process.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import socket
 import threading
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from mloop._clock import Clock, SystemClock
-from mloop.rollout._tables import rollout_traffic
+from mloop.rollout._histogram import BUCKETS, bucket_of, percentile
 
-__all__ = ["Tally", "Totals", "TrafficLedger", "TrafficRecorder", "percentile"]
+__all__ = ["KEEP_S", "Key", "MemoryTraffic", "Tally", "Totals", "TrafficCounts", "TrafficRecorder"]
 
-_LOWEST_MS = 0.05
-_GROWTH = 1.25
-_BUCKETS = 96  # up to ~0.05 * 1.25**95 ms, about 80 minutes
-_KEEP_S = 86400.0  # tallies older than a day are dropped (no rollout step lasts longer)
+Key = tuple[str, int, int]  # (model, version, second)
 
-
-def bucket_of(latency_ms: float) -> int:
-    """The histogram bucket of one latency."""
-    if not latency_ms > _LOWEST_MS:  # also NaN
-        return 0
-    return min(_BUCKETS - 1, 1 + int(math.log(latency_ms / _LOWEST_MS, _GROWTH)))
-
-
-def _upper_ms(bucket: int) -> float:
-    return _LOWEST_MS * _GROWTH**bucket
-
-
-def percentile(histogram: Sequence[int], q: float) -> float | None:
-    """The ``q`` quantile (0..1) of a latency histogram: its bucket's geometric middle."""
-    total = sum(histogram)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for i, count in enumerate(histogram):
-        seen += count
-        if seen >= rank and count:
-            if i == 0:
-                return _LOWEST_MS
-            return math.sqrt(_upper_ms(i - 1) * _upper_ms(i))
-    return _upper_ms(len(histogram) - 1)
+# An A/B test runs at most 14 days by default and its stable baseline starts an hour
+# before it; no guard reads anything older.
+KEEP_S = 15 * 86400.0
 
 
 @dataclass
 class Tally:
-    """Requests, errors and the latency histogram of one version in one second."""
+    """One version's counts over a span of time (one second, as recorded)."""
 
     requests: int = 0
     errors: int = 0
-    histogram: list[int] = field(default_factory=lambda: [0] * _BUCKETS)
+    histogram: list[int] = field(default_factory=lambda: [0] * BUCKETS)  # answered requests
+    shadow_pairs: int = 0
+    shadow_agree: int = 0
 
     def add(self, other: Tally) -> None:
         """Add ``other``'s counts to these."""
@@ -80,30 +44,78 @@ class Tally:
         self.errors += other.errors
         for i, count in enumerate(other.histogram):
             self.histogram[i] += count
+        self.shadow_pairs += other.shadow_pairs
+        self.shadow_agree += other.shadow_agree
 
 
-Key = tuple[str, int, int]  # (model, version, second)
+@dataclass(frozen=True)
+class Totals:
+    """One version's sums since a point in time, as the guards read them."""
+
+    requests: int = 0
+    errors: int = 0
+    p50_ms: float | None = None  # of answered requests, as the in-process events count it
+    p99_ms: float | None = None
+    shadow_pairs: int = 0
+    agreement: float | None = None
+
+    @classmethod
+    def of(cls, tally: Tally) -> Totals:
+        """The guard numbers of a summed tally."""
+        return cls(
+            requests=tally.requests,
+            errors=tally.errors,
+            p50_ms=percentile(tally.histogram, 0.5),
+            p99_ms=percentile(tally.histogram, 0.99),
+            shadow_pairs=tally.shadow_pairs,
+            agreement=tally.shadow_agree / tally.shadow_pairs if tally.shadow_pairs else None,
+        )
+
+
+class TrafficCounts(Protocol):
+    """Where every process adds its tallies and the controller reads their sums."""
+
+    def add(self, tallies: Mapping[Key, Tally], *, now: float) -> None:
+        """Add ``tallies`` (``now`` lets the store drop or coarsen what is old)."""
+        ...
+
+    def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, Totals]:
+        """Sums per version over the seconds from ``since``'s on, of every writer."""
+        ...
 
 
 class TrafficRecorder:
-    """This process's tallies since the last drain; thread-safe and cheap to record into."""
+    """This process's tallies since the last flush; thread-safe and cheap to record into."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._tallies: dict[Key, Tally] = {}
 
-    def record(self, model: str, version: int, latency_ms: float, ok: bool) -> None:
-        """Count one answered request (``ok=False``: it failed)."""
+    def _tally(self, model: str, version: int) -> Tally:
         key = (model, version, int(self.clock.now()))
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = Tally()
+        return tally
+
+    def record(self, model: str, version: int, latency_ms: float, ok: bool) -> None:
+        """Count one request that reached ``version`` (``ok=False``: it failed)."""
         bucket = bucket_of(latency_ms)
         with self._lock:
-            tally = self._tallies.get(key)
-            if tally is None:
-                tally = self._tallies[key] = Tally()
+            tally = self._tally(model, version)
             tally.requests += 1
-            tally.errors += not ok
-            tally.histogram[bucket] += 1
+            if ok:
+                tally.histogram[bucket] += 1
+            else:
+                tally.errors += 1
+
+    def record_shadow(self, model: str, version: int, agreed: int, compared: int) -> None:
+        """Count ``compared`` shadow rows of ``version``, ``agreed`` of them matching."""
+        with self._lock:
+            tally = self._tally(model, version)
+            tally.shadow_pairs += compared
+            tally.shadow_agree += agreed
 
     def drain(self) -> dict[Key, Tally]:
         """Everything recorded since the last drain (the recorder starts empty again)."""
@@ -121,99 +133,38 @@ class TrafficRecorder:
                 else:
                     mine.add(tally)
 
-
-class _Store(Protocol):
-    def read(self) -> AbstractContextManager[Connection]: ...
-
-    def write(self) -> AbstractContextManager[Connection]: ...
-
-
-@dataclass(frozen=True)
-class Totals:
-    """One version's sums over a span of seconds."""
-
-    requests: int
-    errors: int
-    p50_ms: float | None
-    p99_ms: float | None
+    def flush_to(self, counts: TrafficCounts, *, now: float) -> None:
+        """Move the tallies into ``counts``; on failure they wait for the next flush."""
+        tallies = self.drain()
+        try:
+            counts.add(tallies, now=now)
+        except Exception:
+            self.put_back(tallies)
+            raise
 
 
-class TrafficLedger:
-    """The shared table of tallies: every process adds, the controller sums."""
+class MemoryTraffic:
+    """``TrafficCounts`` within one process (tests, and servers without a shared store)."""
 
-    def __init__(self, store: _Store, *, writer: str | None = None) -> None:
-        self.store = store
-        self.writer = writer or f"{socket.gethostname()}:{os.getpid()}"
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tallies: dict[Key, Tally] = {}
 
-    def add(self, tallies: Mapping[Key, Tally], *, now: float | None = None) -> None:
-        """Add ``tallies`` to the table (each writer owns its rows, so no two race on one)."""
-        if not tallies:
-            return
-        t = rollout_traffic
-        with self.store.write() as conn:
-            for (model, version, second), tally in tallies.items():
-                where = sa.and_(
-                    t.c.model == model,
-                    t.c.version == version,
-                    t.c.second == second,
-                    t.c.writer == self.writer,
-                )
-                row = conn.execute(sa.select(t.c.histogram, t.c.requests).where(where)).first()
-                if row is None:
-                    conn.execute(
-                        t.insert().values(
-                            model=model,
-                            version=version,
-                            second=second,
-                            writer=self.writer,
-                            requests=tally.requests,
-                            errors=tally.errors,
-                            histogram=json.dumps(tally.histogram),
-                        )
-                    )
-                    continue
-                merged = Tally(row.requests, 0, json.loads(row.histogram))
-                merged.add(Tally(0, 0, tally.histogram))
-                conn.execute(
-                    t.update()
-                    .where(where)
-                    .values(
-                        requests=t.c.requests + tally.requests,
-                        errors=t.c.errors + tally.errors,
-                        histogram=json.dumps(merged.histogram),
-                    )
-                )
-            if now is not None:
-                conn.execute(t.delete().where(t.c.second < int(now - _KEEP_S)))
+    def add(self, tallies: Mapping[Key, Tally], *, now: float) -> None:
+        """Add ``tallies``; drop what no guard reads any more."""
+        with self._lock:
+            for key, tally in tallies.items():
+                self._tallies.setdefault(key, Tally()).add(tally)
+            old = [k for k in self._tallies if k[2] < now - KEEP_S]
+            for key in old:
+                del self._tallies[key]
 
     def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, Totals]:
-        """Sums per version over the seconds from ``since`` on (every writer)."""
-        t = rollout_traffic
+        """Sums per version over the seconds from ``since`` on."""
         sums: dict[int, Tally] = {}
-        with self.store.read() as conn:
-            rows = conn.execute(
-                sa.select(t.c.version, t.c.requests, t.c.errors, t.c.histogram).where(
-                    t.c.model == model,
-                    t.c.version.in_(list(versions)),
-                    t.c.second >= int(since),
-                )
-            )
-            for row in rows:
-                sums.setdefault(row.version, Tally()).add(
-                    Tally(row.requests, row.errors, json.loads(row.histogram))
-                )
-        return {
-            v: Totals(
-                s.requests, s.errors, percentile(s.histogram, 0.5), percentile(s.histogram, 0.99)
-            )
-            for v, s in sums.items()
-        }
-
-    def flush(self, recorder: TrafficRecorder, now: float | None = None) -> None:
-        """Move ``recorder``'s tallies into the table; on failure they wait for the next flush."""
-        tallies = recorder.drain()
-        try:
-            self.add(tallies, now=now)
-        except Exception:
-            recorder.put_back(tallies)
-            raise
+        first = int(since)
+        with self._lock:
+            for (m, v, second), tally in self._tallies.items():
+                if m == model and v in versions and second >= first:
+                    sums.setdefault(v, Tally()).add(tally)
+        return {v: Totals.of(s) for v, s in sums.items()}

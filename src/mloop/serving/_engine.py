@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import pickle
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mloop.config import Settings
-from mloop.errors import DeadlineExceeded
+from mloop.errors import DeadlineExceeded, ModelFailed
 from mloop.flavors import Predictions
 from mloop.serving._batcher import Batcher, Priority
 from mloop.serving._cache import LocalCache, PredictionCache, RedisCache, cache_key
@@ -272,13 +273,17 @@ class Engine:
             task.add_done_callback(self._tasks.discard)
 
     async def _shadow_one(self, name: str, version: int, job: Job, answer: Predictions) -> None:
+        started = time.perf_counter()
         try:
             async with self.pool.lease(name, version) as served:
                 result = await served.batcher.submit(job, job.rows, "batch")
         except Exception as exc:  # a failing shadow must never touch the answer
             self.stats.observe(name, version, 0.0, ok=False)
-            log.warning("shadow prediction failed", extra={"model": name, "error": str(exc)})
+            if not isinstance(exc, ModelFailed):  # the model's failures are logged already
+                log.warning("shadow prediction failed", extra={"model": name, "error": str(exc)})
             return
+        # Successes count too, or a shadow's error rate would be its failures over themselves.
+        self.stats.observe(name, version, (time.perf_counter() - started) * 1000)
         self.stats.observe_shadow(name, version, _agreement(answer, result), len(answer))
 
     def queue_depths(self) -> dict[str, int]:

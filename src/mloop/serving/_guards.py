@@ -3,9 +3,9 @@
 ``GuardStats`` is serving's ``ServingStats`` that also keeps timestamped events in
 the rollout area's ``InMemoryObservations``, so the controller can ask "since the
 step started" rather than "over the last minute". ``LiveObservations`` is the
-``ObservationSource``: requests, errors and latency of every process from the shared
-traffic ledger (or this process's events without one), shadow agreement from those
-events, readiness from the model pool, and prediction drift, realized and
+``ObservationSource``: requests, errors, latency and shadow agreement of every
+process from the shared traffic counts (or this process's events without them),
+readiness from the model pool, and prediction drift, realized and
 estimated accuracy from the monitor's read of the prediction log (refreshed in a
 background thread and cached for a few seconds, since reading the log is far dearer
 than a controller tick).
@@ -21,7 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mloop._clock import Clock, SystemClock
-from mloop.rollout import InMemoryObservations, TrafficLedger, TrafficRecorder, VersionStats
+from mloop.rollout import (
+    InMemoryObservations,
+    Totals,
+    TrafficCounts,
+    TrafficRecorder,
+    VersionStats,
+)
 from mloop.serving._stats import ServingStats
 
 if TYPE_CHECKING:
@@ -37,8 +43,8 @@ ReadyCheck = Callable[[str, int], bool]
 class GuardStats(ServingStats):
     """``ServingStats`` that also records every request and shadow pair with its time.
 
-    With a ``recorder`` each request is also tallied for the shared traffic ledger,
-    so the controller, wherever it runs, sees the requests of every process.
+    With a ``recorder`` each request and shadow pair is also tallied for the shared
+    traffic counts, so the controller, wherever it runs, sees every process's.
     """
 
     def __init__(
@@ -65,6 +71,8 @@ class GuardStats(ServingStats):
         super().observe_shadow(model, version, agreed, compared)
         for i in range(compared):
             self.events.record_shadow(model, version, agree=i < agreed)
+        if self.recorder is not None:
+            self.recorder.record_shadow(model, version, agreed, compared)
 
 
 class LiveObservations:
@@ -78,10 +86,10 @@ class LiveObservations:
         monitor: Monitor | None = None,
         clock: Clock | None = None,
         monitor_ttl_s: float = 10.0,
-        ledger: TrafficLedger | None = None,
+        traffic: TrafficCounts | None = None,
     ) -> None:
         self.events = events
-        self.ledger = ledger
+        self.traffic = traffic
         self.is_ready = is_ready
         self.monitor = monitor
         self.clock = clock or SystemClock()
@@ -94,18 +102,22 @@ class LiveObservations:
     def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, VersionStats]:
         """Stats per version over events at or after ``since`` (epoch seconds)."""
         live = self.events.observe(model, versions, since)
-        fleet = self.ledger.observe(model, versions, since) if self.ledger is not None else None
+        fleet = self.traffic.observe(model, versions, since) if self.traffic is not None else None
         guards = self._monitored(model, versions, since)
         out = {}
         for v in versions:
             extra: dict[str, Any] = {"ready": self.is_ready(model, v)}
             if fleet is not None:
-                # Requests, errors and latency of every worker and replica, not this one's.
-                totals = fleet.get(v)
-                extra["requests"] = totals.requests if totals else 0
-                extra["errors"] = totals.errors if totals else 0
-                extra["p50_ms"] = totals.p50_ms if totals else None
-                extra["p99_ms"] = totals.p99_ms if totals else None
+                # Every worker's and replica's requests and shadow pairs, not this one's.
+                totals = fleet.get(v, Totals())
+                extra.update(
+                    requests=totals.requests,
+                    errors=totals.errors,
+                    p50_ms=totals.p50_ms,
+                    p99_ms=totals.p99_ms,
+                    shadow_pairs=totals.shadow_pairs,
+                    agreement=totals.agreement,
+                )
             found = guards.get(v)
             if found:
                 extra["prediction_drift"] = found.get("prediction_drift")

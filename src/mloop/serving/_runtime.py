@@ -166,7 +166,7 @@ def run_batch(
         joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     try:
         predictions = _predict(predictor, joined, matrix)
-    except ModelFailed as exc:
+    except MloopError as exc:  # ModelFailed, or a flavor's own check
         if len(spans) == 1:
             results[spans[0][0]] = exc
             return results
@@ -176,7 +176,7 @@ def run_batch(
             part = joined[start:stop] if matrix else cast(pd.DataFrame, joined).iloc[start:stop]
             try:
                 results[i] = _predict(predictor, part, matrix)
-            except ModelFailed as own:
+            except MloopError as own:
                 results[i] = own
         return results
     for i, start, stop in spans:

@@ -7,9 +7,9 @@
   "feedback" scope, ``/models/{name}/monitor/status|report`` behind "deploy");
 - the router follows rollout state in the database (``RolloutRouter``): every
   replica routes by the same state, and only to warm versions;
-- a rollout ``Controller`` reads ``LiveObservations`` (requests, errors and latency
-  of every process from the shared traffic ledger, which each process writes about
-  once a second; this process's shadow statistics; the monitor's drift and accuracy)
+- a rollout ``Controller`` reads ``LiveObservations`` (requests, errors, latency and
+  shadow agreement of every process from the shared traffic ledger, which each
+  process writes about once a second; the monitor's drift and accuracy)
   and, while it holds the controller lease, promotes or rolls back;
 - an alert loop evaluates ``[[alerts]]`` (log, webhook and Prometheus gauges in
   ``/metrics``) and hands firing alerts to the retraining ``TriggerService``,
@@ -170,7 +170,7 @@ def build_app(
     if router is not None:
         router.is_ready = is_ready
         source = LiveObservations(
-            events, is_ready=is_ready, monitor=monitor, clock=clock, ledger=ledger
+            events, is_ready=is_ready, monitor=monitor, clock=clock, traffic=ledger
         )
         controller = Controller(registry, source, clock=clock, tick_s=controller_tick_s)
     alerter = _alerting(settings, registry, monitor, engine.metrics.registry, clock)
@@ -196,7 +196,7 @@ def build_app(
 
 
 def _flush_traffic(ledger: TrafficLedger, recorder: TrafficRecorder, clock: Clock) -> None:
-    ledger.flush(recorder, now=clock.now())
+    recorder.flush_to(ledger, now=clock.now())
 
 
 def _wrap_lifespan(app: FastAPI, stack: Stack) -> None:

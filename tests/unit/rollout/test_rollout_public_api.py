@@ -10,9 +10,10 @@ def test_public_names() -> None:
     assert set(mloop.rollout.__all__) == {
         "GUARD_METRICS", "TERMINAL_PHASES", "ABPolicy", "Action", "BlueGreenPolicy",
         "CanaryPolicy", "Controller", "DbRouter", "Decision", "Guard", "InMemoryObservations",
-        "MetricSummary", "ObservationSource", "Observations", "Phase", "Policy", "RolloutState",
-        "RolloutStore", "Rollouts", "RouteDecision", "RoutingTable", "ShadowPolicy", "Strategy",
-        "TrafficLedger", "TrafficRecorder", "TrafficRouter", "VersionStats", "Verdict",
+        "MemoryTraffic", "MetricSummary", "ObservationSource", "Observations", "Phase", "Policy",
+        "RolloutState", "RolloutStore", "Rollouts", "RouteDecision", "RoutingTable",
+        "ShadowPolicy", "Strategy", "Totals", "TrafficCounts", "TrafficLedger", "TrafficRecorder",
+        "TrafficRouter", "VersionStats", "Verdict",
         "apply_command", "bucket", "guard_metrics",
         "initial_weight", "msprt", "next_step", "parse_duration", "policy_from_dict",
         "policy_to_dict",
