@@ -29,6 +29,7 @@ from mloop.monitor._log import PredictionLog
 from mloop.monitor._logstore import LogStore, ParquetLogStore
 from mloop.monitor._observe import WindowStatus, observe_rows
 from mloop.monitor._sqlstore import SqlLogStore
+from mloop.monitor._storable import LAST_EPOCH_S
 
 if TYPE_CHECKING:
     from mloop.registry import ModelVersion, Registry
@@ -53,15 +54,12 @@ def _items(records: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> list[Any
 def parse_since(value: str | float | int | dt.datetime | None, now: float, default: str) -> float:
     """Epoch seconds from ``"24h"`` (ago), an epoch number, an ISO date/time or a datetime."""
     seconds = _since_seconds(value, now, default)
-    if not -_MAX_EPOCH_S <= seconds <= _MAX_EPOCH_S:  # also NaN
+    if not -LAST_EPOCH_S <= seconds <= LAST_EPOCH_S:  # also NaN
         raise InvalidInput(
             f"since/until {value!r} is not a time between years 1 and 9999; give a duration "
             "(24h, 7d), an epoch time in seconds or an ISO date."
         )
     return seconds
-
-
-_MAX_EPOCH_S = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 
 def _since_seconds(
