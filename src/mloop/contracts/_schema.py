@@ -44,10 +44,15 @@ class Schema:
 
     # --- lookup --------------------------------------------------------------------
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """Column names in training order."""
         return tuple(c.name for c in self.columns)
+
+    @cached_property
+    def name_set(self) -> frozenset[str]:
+        """Column names as a set (which fields of a record the contract knows)."""
+        return frozenset(self.names)
 
     def __len__(self) -> int:
         return len(self.columns)

@@ -95,10 +95,6 @@ class ServingContext:
     entity_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _deadlines: Deadlines = field(default_factory=Deadlines, init=False, repr=False)
-    # Per served version: the input columns its log records keep.
-    _log_columns: dict[tuple[str, int], frozenset[str]] = field(
-        default_factory=dict, init=False, repr=False
-    )
     # Records of requests resuming in the current loop iteration, written together.
     _log_group: list[tuple[Mapping[str, Any], asyncio.Future[None]]] | None = field(
         default=None, init=False, repr=False
@@ -216,12 +212,9 @@ class ServingContext:
         assert self.sink is not None
         inputs = _inputs(job)
         if job.kind == "records" and mv.schema is not None:
-            keep = self._log_columns.get((name, version))
-            if keep is None:
-                keep = frozenset(mv.schema.names) | (
-                    {self.entity_key} if self.entity_key is not None else set()
-                )
-                self._log_columns[(name, version)] = keep
+            keep = mv.schema.name_set
+            if self.entity_key is not None and self.entity_key not in keep:
+                keep = keep | {self.entity_key}
             inputs = _loggable(inputs, keep)
         keys = None
         if self.entity_key is not None:
