@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 
@@ -12,12 +13,14 @@ from mloop.errors import ConfigurationError, Unauthenticated
 __all__ = ["Guard", "auth_required", "is_loopback", "token_from"]
 
 
+@functools.lru_cache(maxsize=1024)  # keyless mode asks on every request; ipaddress is ~10 us
 def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host in ("localhost", ""):
-        return host == "localhost"
+    """True for 127.0.0.0/8, ::1, ``localhost`` and names under it (RFC 6761)."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
 

@@ -19,27 +19,16 @@ is therefore served only when
 from __future__ import annotations
 
 import functools
-import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from mloop.auth import is_loopback
 from mloop.errors import Forbidden
 
 __all__ = ["LocalOnly"]
 
 _SIMPLE_TYPES = (b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@functools.lru_cache(maxsize=1024)  # on every request: ipaddress parsing costs ~10 us
-def _loopback_name(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @functools.lru_cache(maxsize=1024)
@@ -50,14 +39,6 @@ def _host_of(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
-@functools.lru_cache(maxsize=64)
-def _loopback_socket(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False  # e.g. an in-process test client: no socket a page could reach
-
-
 class LocalOnly:
     """Checks one request's Host, Origin and content type (see the module docstring)."""
 
@@ -66,10 +47,10 @@ class LocalOnly:
 
     def applies(self, server: tuple[str, int] | None) -> bool:
         """True when the request came in on a loopback socket."""
-        return bool(server) and _loopback_socket(str(server[0]))  # type: ignore[index]
+        return bool(server) and is_loopback(str(server[0]))  # type: ignore[index]
 
     def _allowed(self, host: str) -> bool:
-        return _loopback_name(host) or host.lower() in self.allowed
+        return is_loopback(host) or host.lower() in self.allowed
 
     def check(
         self, method: str, host: bytes | None, origin: bytes | None, content_type: bytes | None
