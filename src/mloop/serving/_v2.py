@@ -115,17 +115,20 @@ def _tensor(spec: Mapping[str, Any], binary: memoryview, pos: int) -> tuple[Any,
         if datatype == "BYTES":
             flat = np.asarray(data, dtype=object).ravel().tolist()
             values = [v.decode() if isinstance(v, bytes) else v for v in flat]
-        elif _has_null(data):
-            # JSON null is a missing cell: numpy would turn it into False (BOOL) or fail
-            # (INT64), so the column goes to the contract as values, like records do.
+        elif datatype == "BOOL" and _has_null(data):
+            # numpy would read JSON null as False: the cells go to the contract as values
+            # (None = missing), like records do.
             values = np.asarray(data, dtype=object).ravel().tolist()
         else:
             try:
+                # Float tensors read JSON null as NaN, their missing value, at numpy's speed.
                 values = np.asarray(data, dtype=_DTYPES[datatype]).ravel()
             except (TypeError, ValueError) as exc:
-                raise InvalidInput(
-                    f"Input {name!r} data is not {datatype}: {exc}.", input=name
-                ) from exc
+                if not _has_null(data):  # integers cannot hold null: only then walk the data
+                    raise InvalidInput(
+                        f"Input {name!r} data is not {datatype}: {exc}.", input=name
+                    ) from exc
+                values = np.asarray(data, dtype=object).ravel().tolist()
     count = math.prod(shape)
     if len(values) != count:
         raise InvalidInput(
