@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from processes import free_port, wait_ready
 from sklearn.linear_model import LogisticRegression
 
 from mloop.config import load_settings
@@ -55,12 +55,6 @@ class Flaky:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         self._check(X)
         return np.asarray(self.model.predict_proba(X))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _mloop(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -122,7 +116,7 @@ def test_a_faulty_canary_is_rolled_back_across_workers_with_the_cache_on(tmp_pat
     registry.register(Flaky(good), "churn", training_data=x, target=y)
     registry.store.dispose()
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MLOOP_HOME": str(home),
@@ -139,16 +133,7 @@ def test_a_faulty_canary_is_rolled_back_across_workers_with_the_cache_on(tmp_pat
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_ready(f"{url}/v2/health/ready", server, 90, status=200)
         with Clients(url) as clients:
             deployed = _mloop(
                 env,

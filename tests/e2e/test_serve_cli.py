@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from processes import free_port, wait_ready
 from sklearn.linear_model import LogisticRegression
 
 from mloop.config import load_settings
@@ -29,12 +28,6 @@ app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(home: Path, *args: str) -> Any:
@@ -70,7 +63,7 @@ def test_serve_requires_a_key_beyond_loopback(tmp_path: Path) -> None:
     assert token.startswith("mlp_")
     assert "e2e" in _cli(home, "keys", "list").stdout
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLOOP_HOME": str(home), "MLOOP_SERVING__ACCESS_LOG": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-c", CLI, "serve", "--host", "0.0.0.0", "--port", str(port)],
@@ -81,15 +74,7 @@ def test_serve_requires_a_key_beyond_loopback(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_ready(f"{url}/v2/health/ready", proc, status=200)
         body = {"records": [{"a": 1.0, "b": 0.0, "c": 0.0}]}
         assert httpx.post(f"{url}/models/m/predict", json=body).status_code == 401
         ok = httpx.post(
