@@ -88,8 +88,8 @@ def test_a_label_that_differs_only_in_case_is_refused_with_a_hint(
     ]
 
 
-def test_a_label_of_no_model_is_refused_and_lists_the_classes(client: TestClient) -> None:
-    error = _error(_post(client, {"request_id": "r1", "label": "maybe", "model": "churn"}))
+def test_a_label_of_another_kind_is_refused_and_lists_the_classes(client: TestClient) -> None:
+    error = _error(_post(client, {"request_id": "r1", "label": 3, "model": "churn"}))
     assert "model 'churn'" in error["message"] and "'no', 'yes'" in error["message"]
     assert "Did you mean" not in error["message"]
 
@@ -351,9 +351,9 @@ def test_a_label_for_a_request_this_server_answered_is_checked_against_its_model
     monitor = Monitor(fresh.settings, fresh.registry, prediction_log=log)
     ids = fresh.log(log, make_data(10, seed=5)[0], time.time() - 60)
 
-    # "red" is a class of some registered model, but not of churn, which answered ids[0].
-    with pytest.raises(InvalidInput, match="not a class of model 'churn': 'no', 'yes'"):
-        monitor.feedback({"request_id": ids[0], "label": "red"})
+    # 12.5 scores the regressor "price", but not churn (text classes), which answered ids[0].
+    with pytest.raises(InvalidInput, match="not a class of model 'churn' and not a new class"):
+        monitor.feedback({"request_id": ids[0], "label": 12.5})
     with pytest.raises(InvalidInput, match="answered by model 'churn'"):
         monitor.feedback({"request_id": ids[0], "label": "red", "model": "colour"})
     assert monitor.feedback({"request_id": ids[0], "label": "yes"}).accepted == 1
@@ -366,16 +366,35 @@ def test_a_label_the_door_cannot_place_is_left_out_at_the_join(fresh: World) -> 
     log = PredictionLog(fresh.settings)
     ids = fresh.log(log, make_data(10, seed=5)[0], time.time() - 60)
     log.close()
-    # Another worker: it did not answer these requests, so "red" fits some model.
+    # Another worker: it did not answer these requests, so 12.5 fits some model (price).
     monitor = Monitor(fresh.settings, fresh.registry)
     monitor.feedback([{"request_id": r, "label": "yes"} for r in ids[:6]])
     before = _accuracy(monitor)
-    assert monitor.feedback([{"request_id": r, "label": "red"} for r in ids[6:]]).accepted == 4
+    assert monitor.feedback([{"request_id": r, "label": 12.5} for r in ids[6:]]).accepted == 4
     monitor.compact()
     (window,) = monitor.status("churn", since="1h", window="2h").windows[-1:]
     assert (window.labelled, window.metric("accuracy")) == before
     assert window.unscorable_labels == 4
     assert window.to_dict()["unscorable_labels"] == 4
+    monitor.close()
+
+
+def test_a_class_the_model_never_saw_is_stored_and_counts_as_a_miss(fresh: World) -> None:
+    log = PredictionLog(fresh.settings)
+    ids = fresh.log(log, make_data(10, seed=5)[0], time.time() - 60)
+    log.close()
+    monitor = Monitor(fresh.settings, fresh.registry)
+    monitor.feedback([{"request_id": r, "label": "yes"} for r in ids[:6]])
+    assert (
+        monitor.feedback([{"request_id": r, "label": "churned-twice"} for r in ids[6:]]).accepted
+        == 4
+    )
+    monitor.compact()
+    (window,) = monitor.status("churn", since="1h", window="2h").windows[-1:]
+    assert window.labelled == 10 and window.new_class_labels == 4
+    assert window.to_dict()["new_class_labels"] == 4
+    assert window.metric("accuracy") <= 0.6  # no prediction can name the new class
+    assert window.metric("log_loss") > 10  # the model gave it no probability at all
     monitor.close()
 
 
