@@ -23,6 +23,7 @@ _EXTRAS: dict[str, str] = {
     "ray": "ray",
     "prefect": "prefect",
     "torch": "torch",
+    "palmerpenguins": "demo",
 }
 
 

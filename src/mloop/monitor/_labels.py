@@ -74,9 +74,9 @@ def as_new_class(label: Any, classes: frozenset[Any] | set[Any]) -> tuple[bool, 
         if not isinstance(label, str) or not label.strip():
             return False, None
         return (not any(_key(c) == _key(label) for c in classes)), label
-    if all(_is_number(c) and float(c).is_integer() for c in classes):
-        if _is_number(label) and math.isfinite(label) and float(label).is_integer():
-            return True, int(label)
+    integers = all(_is_number(c) and float(c).is_integer() for c in classes)
+    if integers and _is_number(label) and math.isfinite(label) and float(label).is_integer():
+        return True, int(label)
     return False, None
 
 

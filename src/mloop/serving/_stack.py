@@ -170,7 +170,13 @@ def build_app(
     if router is not None:
         router.is_ready = is_ready
         source = LiveObservations(
-            events, is_ready=is_ready, monitor=monitor, clock=clock, traffic=ledger
+            events,
+            is_ready=is_ready,
+            monitor=monitor,
+            clock=clock,
+            traffic=ledger,
+            # Guard numbers from the log are no fresher than the log's compaction.
+            monitor_ttl_s=min(10.0, settings.monitor.compact_interval_s),
         )
         controller = Controller(registry, source, clock=clock, tick_s=controller_tick_s)
     alerter = _alerting(settings, registry, monitor, engine.metrics.registry, clock)

@@ -1,4 +1,9 @@
-"""The serving half of ``mloop demo``: the full server, traffic, drift, feedback and the monitor."""
+"""``mloop demo``: train on the penguins, register, serve in this process, send traffic, watch.
+
+One full server (``run_in_background``: monitoring, rollouts, alerts) answers the
+records API and the Open Inference Protocol; normal and shifted traffic and true
+labels go in over HTTP, and the monitor's window says what it saw.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from mloop.cli._demo import FEATURES, MODEL, _records
 from mloop.config import Settings
+from mloop.demo.penguins import FEATURES, MODEL, TARGET, fit_classifier, penguins, records
 from mloop.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
     from mloop.registry import Registry
     from mloop.serving import ServerHandle
 
-__all__ = ["serve_and_watch"]
+__all__ = ["tour"]
 
 console = Console(soft_wrap=True)  # URLs and commands stay on one line, copyable
 BATCH = 8
@@ -41,7 +46,7 @@ def _start(settings: Settings, registry: Registry, port: int) -> ServerHandle:
 def _predict(http: httpx.Client, frame: pd.DataFrame) -> list[dict[str, Any]]:
     answers = []
     for start in range(0, len(frame), BATCH):
-        body = {"records": _records(frame.iloc[start : start + BATCH])}
+        body = {"records": records(frame.iloc[start : start + BATCH])}
         response = http.post(f"/models/{MODEL}/predict", json=body)
         response.raise_for_status()
         answers.append(response.json())
@@ -114,6 +119,69 @@ def _summary(window: Any) -> tuple[str, str]:
     return f"{window.rows} rows, {drift}", "; ".join(parts)
 
 
+def tour(
+    settings: Settings, registry: Registry, *, serve: bool, port: int, exit_after: bool
+) -> None:
+    """Train, register, load and predict; then, with ``serve``, the server part of the tour."""
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import train_test_split
+
+    started = time.perf_counter()
+    console.rule("[bold]mloop demo")
+    console.print(f"home: {settings.home}  database: {settings.database_url}")
+    data = penguins()
+    X, y = data[FEATURES], data[TARGET]
+    X_train, X_ref, y_train, y_ref = train_test_split(
+        X, y, test_size=0.3, random_state=0, stratify=y
+    )
+    model = fit_classifier(X_train, y_train)
+    accuracy = float(accuracy_score(y_ref, model.predict(X_ref)))
+    console.print(
+        f"1. Trained a scikit-learn Pipeline on the Palmer penguins ({len(X_train)} rows, "
+        f"{len(FEATURES)} features, 3 species); holdout accuracy {accuracy:.3f}."
+    )
+    mv = registry.register(
+        model,
+        MODEL,
+        training_data=X_train,
+        target=y_train.to_numpy(),
+        reference_data=X_ref,
+        reference_target=y_ref.to_numpy(),
+        metrics={"accuracy": accuracy},
+        params={"C": 0.5, "model": "LogisticRegression"},
+        tags={"dataset": "palmerpenguins", "demo": "true"},
+        alias="production",
+        description="Penguin species from bill, flipper, mass, island and sex.",
+    )
+    console.print(
+        f"2. Registered {mv.ref} ({mv.flavor}) with its contract "
+        f"({len(mv.schema.columns) if mv.schema else 0} columns) and reference profile; "
+        f"{MODEL}@production → {mv.version}."
+    )
+    predictor = registry.load(f"{MODEL}@production")
+    out = predictor.predict(records(X_ref.head(2))).to_records()
+    console.print(f"3. Loaded {MODEL}@production (sha256 checked) and predicted: {out[0]}")
+    if serve:
+        serve_and_watch(
+            settings, registry, X_ref, y_ref, port=port, exit_after=exit_after, started=started
+        )
+        return
+    _next_steps()
+    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+
+
+def _next_steps() -> None:
+    console.print("\nTry next:")
+    for line in (
+        f"mloop models show {MODEL}",
+        f"mloop predict {MODEL}@production --input data.csv --output preds.parquet",
+        "mloop serve",
+        f"mloop alias history {MODEL}",
+        "mloop demo --loop   (the real server heals its model by itself)",
+    ):
+        console.print(f"  [cyan]{line}[/cyan]")
+
+
 def serve_and_watch(
     settings: Settings,
     registry: Registry,
@@ -137,7 +205,7 @@ def serve_and_watch(
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
             normal = _predict(http, X_ref)
-            row = _records(X_ref.dropna().head(1))[0]
+            row = records(X_ref.dropna().head(1))[0]
             v2 = _v2(http, registry, row)
             labels = next(o for o in v2["outputs"] if o["name"] == "label")
             console.print(
