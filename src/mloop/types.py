@@ -1,7 +1,10 @@
-"""Value types every layer shares: what a prediction is, and what a loaded model does.
+"""Value types every layer shares: what a prediction is, what a loaded model does,
+and which version answers a request.
 
 They sit in the kernel so that contracts, monitoring, pipelines and serving speak
-of ``Predictions`` without depending on the flavors that produce them.
+of ``Predictions`` without depending on the flavors that produce them, and so that
+serving asks a ``TrafficRouter`` that the rollout area implements without either
+importing the other.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-__all__ = ["ArrayModel", "Model", "Predictions", "Task"]
+__all__ = ["ArrayModel", "Model", "Predictions", "RouteDecision", "Task", "TrafficRouter"]
 
 Task = Literal["classification", "regression"]
 
@@ -93,4 +96,26 @@ class ArrayModel(Model, Protocol):
 
     def predict_array(self, array: np.ndarray) -> Predictions:
         """Predict every row of ``array`` (columns in the contract's order)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Which version answers a request, which get a copy off the request path, and the arm."""
+
+    version: int
+    shadow: tuple[int, ...] = ()
+    arm: str = "stable"  # "stable" | "candidate" | "a" | "b"
+
+
+@runtime_checkable
+class TrafficRouter(Protocol):
+    """Chooses the version for each request (serving's alias router; rollouts' table)."""
+
+    def route(self, model: str, key: str | None) -> RouteDecision:
+        """The decision for one request to ``model`` (``key`` enables sticky routing)."""
+        ...
+
+    def versions_in_use(self) -> dict[str, set[int]]:
+        """Every version that must be loaded and warm now, per model."""
         ...

@@ -9,7 +9,7 @@ from mloop.contracts._calibration import Calibration
 from mloop.contracts._column import Column
 from mloop.contracts._infer import infer_schema
 from mloop.contracts._profile import FeatureProfile, Profile, bin_counts, build_profile
-from mloop.contracts._schema import Schema
+from mloop.contracts._schema import Schema, invalid_input
 from mloop.contracts._violation import Violation
 
 __all__ = [
@@ -22,4 +22,5 @@ __all__ = [
     "bin_counts",
     "build_profile",
     "infer_schema",
+    "invalid_input",
 ]

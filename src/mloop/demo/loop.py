@@ -63,7 +63,7 @@ class LoopSpeed:
     window_s: float = 3.0  # alert windows
     shadow_s: float = 6.0
     canary_step_s: float = 5.0
-    min_requests: int = 40
+    min_requests: int = 15  # per step, counted in requests (of ``Traffic.batch`` rows)
     min_labels: int = 20
 
 
@@ -230,10 +230,10 @@ class Traffic:
     """Clients of the served model: requests now, their labels a moment later."""
 
     url: str
-    batch: int = 10
+    batch: int = 5
     poison: float = 0.0  # share of labels sent wrong
     seed: int = 0
-    answered: Counter = field(default_factory=lambda: Counter())
+    answered: VersionRows = field(default_factory=lambda: VersionRows())
     _pending: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -288,7 +288,7 @@ class Traffic:
         return accuracy
 
 
-class Counter(dict[int, int]):
+class VersionRows(dict[int, int]):
     """Rows answered per model version."""
 
     def add(self, version: int, rows: int) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mloop.registry import Registry
-    from mloop.serving import ServerHandle
+    from mloop.server import ServerHandle
 
 __all__ = ["tour"]
 
@@ -32,7 +32,7 @@ BATCH = 8
 
 
 def _start(settings: Settings, registry: Registry, port: int) -> ServerHandle:
-    from mloop.serving import run_in_background
+    from mloop.server import run_in_background
 
     try:
         return run_in_background(settings, registry=registry, port=port, auth=False)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
-
-import numpy as np
-import pandas as pd
+from typing import Any, Protocol
 
 from mloop.types import ArrayModel, Model, Predictions, Task
 
 __all__ = ["ArrayModel", "Flavor", "Model", "Predictions", "Task"]
+
 
 class Flavor(Protocol):
     """Knows how to persist one kind of model."""

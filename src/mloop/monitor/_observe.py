@@ -16,10 +16,10 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from mloop.journal import as_new_class
 from mloop.monitor._cbpe import estimate_performance
 from mloop.monitor._counting import WindowCounts
 from mloop.monitor._drift import DriftReport, drift_from_counts
-from mloop.monitor._labels import as_new_class
 from mloop.monitor._metrics import classification_metrics, regression_metrics
 from mloop.monitor._reference import as_reference
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Predictions
 from mloop.pipelines._checks import Check, Report
 from mloop.pipelines._metrics import HIGHER_IS_BETTER, score
+from mloop.types import Predictions
 
 __all__ = ["GateConfig", "SliceScore", "gate_decision", "slice_scores", "time_holdout"]
 

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from mloop._clock import ManualClock
 from mloop.errors import InvalidInput
-from mloop.monitor._feedback import FeedbackLog
-from mloop.monitor._log import PredictionLog
+from mloop.journal._feedback import FeedbackLog
+from mloop.journal._log import PredictionLog
 from mloop.monitor._service import Monitor
 from mloop.monitor.http import router_for
 
@@ -172,7 +172,7 @@ def test_a_huge_batch_is_refused(client: TestClient) -> None:
 
 
 def test_a_body_beyond_the_servers_limit_is_a_413(fresh: World) -> None:
-    from mloop.serving import build_app
+    from mloop.server import build_app
 
     app = build_app(fresh.settings, registry=fresh.registry)
     body = json.dumps([{"request_id": "r" * 190, "label": "yes"}] * 50_000)
@@ -256,9 +256,9 @@ def test_a_poison_record_in_the_spool_is_quarantined_and_monitoring_answers(
 def test_postgres_refuses_a_value_its_columns_cannot_hold_and_stores_nothing_of_the_batch(
     pg_world: World,
 ) -> None:
+    from mloop.journal._logstore import RecordsRejected
+    from mloop.journal._spool import SpoolPosition
     from mloop.monitor import live
-    from mloop.monitor._logstore import RecordsRejected
-    from mloop.monitor._spool import SpoolPosition
 
     store = live.SqlLogStore(pg_world.registry.store.engine)
     writer = pg_world.settings.home / "spool" / "feedback" / "w0"
@@ -273,7 +273,7 @@ def test_postgres_refuses_a_value_its_columns_cannot_hold_and_stores_nothing_of_
 def test_monitoring_answers_while_the_log_store_takes_no_writes(
     logged: tuple[World, list[str]],
 ) -> None:
-    from mloop.monitor._logstore import ParquetLogStore
+    from mloop.journal._logstore import ParquetLogStore
 
     world, ids = logged
 

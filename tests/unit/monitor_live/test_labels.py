@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mloop.monitor._labels import LabelRejected, LabelSpaces, fit_label
+from mloop.journal._labels import LabelRejected, LabelSpaces, fit_label
 
 SPACES: LabelSpaces = {
     "cancer": (frozenset({"classification"}), frozenset({"benign", "malignant"})),

@@ -24,10 +24,10 @@ from mloop.rollout import RolloutStore
 
 if TYPE_CHECKING:
     from mloop.monitor.live import Alerter, AlertEvent, Monitor
-    from mloop.pipelines import TriggerService
+    from mloop.pipelines import Runner, TriggerService
     from mloop.registry import Registry
 
-__all__ = ["Lease", "LoopRunner", "alert_tick_s", "build_triggers"]
+__all__ = ["Lease", "LoopRunner", "alert_tick_s", "build_runner", "build_triggers"]
 
 _log = logging.getLogger("mloop.serving")
 
@@ -123,30 +123,39 @@ def alert_step(
     return step
 
 
-def build_triggers(
-    settings: Settings, registry: Registry, monitor: Monitor
-) -> tuple[TriggerService, ThreadPoolExecutor] | None:
-    """The retraining trigger service of the configured pipelines (None without pipelines)."""
-    from mloop.pipelines import (
-        LogFeedbackSource,
-        MlflowTracker,
-        Runner,
-        TriggerService,
-        configured_pipelines,
-    )
+def build_runner(settings: Settings, registry: Registry, monitor: Monitor | None = None) -> Runner:
+    """The one retraining runner of the server and the CLI.
+
+    Runs read mloop's own prediction log joined with feedback (``monitor``, or one
+    opened on ``settings``), start rollouts through the rollout area, and track to
+    MLflow when ``mlflow_tracking_uri`` (or ``MLFLOW_TRACKING_URI``) names a server.
+    """
+    from mloop.monitor.live import Monitor
+    from mloop.pipelines import LogFeedbackSource, MlflowTracker, Runner
     from mloop.rollout import Rollouts
 
-    pipelines = list(configured_pipelines(settings, registry, skip_broken=True).values())
-    if not pipelines:
-        return None
-
-    uri = str(settings.raw.get("mlflow_tracking_uri", ""))
-    runner = Runner(
+    monitor = monitor or Monitor(settings, registry)
+    uri = str(settings.raw.get("mlflow_tracking_uri", "")) or os.environ.get(
+        "MLFLOW_TRACKING_URI", ""
+    )
+    return Runner(
         registry,
         rollout=Rollouts(registry),
         source=LogFeedbackSource(monitor),
         tracker=MlflowTracker(uri) if uri else None,
     )
+
+
+def build_triggers(
+    settings: Settings, registry: Registry, monitor: Monitor
+) -> tuple[TriggerService, ThreadPoolExecutor] | None:
+    """The retraining trigger service of the configured pipelines (None without pipelines)."""
+    from mloop.pipelines import TriggerService, configured_pipelines
+
+    pipelines = list(configured_pipelines(settings, registry, skip_broken=True).values())
+    if not pipelines:
+        return None
+    runner = build_runner(settings, registry, monitor)
     # Runs train in one background thread: an alert callback returns at once.
     executor = ThreadPoolExecutor(1, thread_name_prefix="mloop-retrain")
     return TriggerService(runner, pipelines, submit=executor.submit), executor

@@ -37,15 +37,15 @@ from typing import Any
 
 import orjson
 
-from mloop.monitor._logstore import LogStore, RecordsRejected
-from mloop.monitor._spool import (
+from mloop.journal._logstore import LogStore, RecordsRejected
+from mloop.journal._spool import (
     SpoolPosition,
     list_segments,
     read_frames,
     segment_path,
     spool_writers,
 )
-from mloop.monitor._storable import unstorable_reason
+from mloop.journal._storable import unstorable_reason
 
 __all__ = [
     "DEAD_LETTER_FILE",

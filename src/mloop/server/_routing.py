@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from mloop.errors import NotFound
 from mloop.registry import parse_ref
 from mloop.rollout import RolloutStore, RouteDecision, RoutingTable
-from mloop.serving._routing import RouteDecision as ServingDecision
 from mloop.store import MetadataStore
 
 __all__ = ["RolloutRouter", "rollout_refs"]
@@ -35,10 +34,6 @@ def rollout_refs(refs: Iterable[str]) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def _decision(d: RouteDecision) -> ServingDecision:
-    return ServingDecision(d.version, d.shadow, d.arm)
-
-
 class RolloutRouter:
     """A serving ``TrafficRouter`` over the rollout table (``models`` limits what is served)."""
 
@@ -53,13 +48,11 @@ class RolloutRouter:
         self._models = frozenset(models)
         self.is_ready: ReadyCheck = is_ready or (lambda _m, _v: True)
         self._table = RoutingTable({})
-        # Serving and rollout each define the same frozen RouteDecision; convert once per entry.
-        self._converted: dict[RouteDecision, ServingDecision] = {}
 
     def _ready(self, model: str, version: int) -> bool:
         return self.is_ready(model, version)
 
-    def route(self, model: str, key: str | None) -> ServingDecision:
+    def route(self, model: str, key: str | None) -> RouteDecision:
         """The version for one request (a dict lookup and at most one hash; no database)."""
         if self._models and model not in self._models:
             raise NotFound(
@@ -67,11 +60,7 @@ class RolloutRouter:
                 f"{', '.join(sorted(self._models))}.",
                 known_models=sorted(self._models),
             )
-        decision = self._table.route(model, key)
-        converted = self._converted.get(decision)
-        if converted is None:
-            converted = self._converted[decision] = _decision(decision)
-        return converted
+        return self._table.route(model, key)
 
     def versions_in_use(self) -> dict[str, set[int]]:
         """Every version that must be loaded and warm now, per served model."""
@@ -95,6 +84,4 @@ class RolloutRouter:
                 for version in sorted(versions - before.get(model, set())):
                     await ensure_ready(model, version)
         self._table = table  # one reference assignment: route() sees old or new, never half
-        if len(self._converted) > 4096:
-            self._converted = {}
         return {m: max(v) for m, v in after.items() if v != before.get(m)}

@@ -30,7 +30,7 @@ import orjson
 
 from mloop.config import Settings
 from mloop.errors import DeadlineExceeded, InvalidInput, Overloaded, Unavailable
-from mloop.monitor._spool import Spool
+from mloop.journal._spool import Spool
 
 __all__ = ["RECENT_REQUEST_IDS", "DurableLog", "PredictionLog", "sampled"]
 

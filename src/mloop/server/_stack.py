@@ -33,12 +33,11 @@ from fastapi import FastAPI
 
 from mloop._clock import Clock, SystemClock
 from mloop.config import Settings
-from mloop.rollout import Controller, InMemoryObservations, TrafficLedger, TrafficRecorder
-from mloop.serving._app import create_app
-from mloop.serving._flow import PredictionSink
-from mloop.serving._guards import GuardStats, LiveObservations
-from mloop.serving._loops import Lease, LoopRunner, alert_step, alert_tick_s, build_triggers
-from mloop.serving._rollout_routing import RolloutRouter, rollout_refs
+from mloop.rollout import Controller, TrafficLedger, TrafficRecorder
+from mloop.server._guards import GuardStats, LiveObservations
+from mloop.server._loops import Lease, LoopRunner, alert_step, alert_tick_s, build_triggers
+from mloop.server._routing import RolloutRouter, rollout_refs
+from mloop.serving import PredictionSink, create_app
 
 if TYPE_CHECKING:
     from mloop.monitor.live import Alerter, Monitor
@@ -144,7 +143,6 @@ def build_app(
     sink = prediction_sink or cast(PredictionSink, monitor.serving_sink())
     if prediction_sink is not None:
         monitor.start_compaction()
-    events = InMemoryObservations(clock)
     recorder = TrafficRecorder(clock)
     ledger = TrafficLedger(registry.store)
     router: RolloutRouter | None = None
@@ -158,7 +156,7 @@ def build_app(
         registry=registry,
         prediction_sink=sink,
         refs=refs,
-        stats=GuardStats(events, recorder=recorder),
+        stats=GuardStats(recorder, clock=clock),
         **create_kwargs,
     )
     engine = app.state.serving.engine
@@ -170,11 +168,10 @@ def build_app(
     if router is not None:
         router.is_ready = is_ready
         source = LiveObservations(
-            events,
+            ledger,
             is_ready=is_ready,
             monitor=monitor,
             clock=clock,
-            traffic=ledger,
             # Guard numbers from the log are no fresher than the log's compaction.
             monitor_ttl_s=min(10.0, settings.monitor.compact_interval_s),
         )

@@ -17,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mloop.monitor._live_tables import monitor_feedback, monitor_predictions
-from mloop.monitor._logstore import ROWS_BY_STREAM
+from mloop.journal._live_tables import monitor_feedback, monitor_predictions
+from mloop.journal._logstore import ROWS_BY_STREAM
 
 __all__ = ["LAST_EPOCH_S", "MAX_INT32", "TEXT_LIMIT", "unstorable_reason"]
 

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from mloop.monitor._live_tables import monitor_feedback, monitor_predictions, spool_checkpoints
-from mloop.monitor._logstore import (
+from mloop.journal._live_tables import monitor_feedback, monitor_predictions, spool_checkpoints
+from mloop.journal._logstore import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
     ROWS_BY_STREAM,
@@ -20,7 +20,7 @@ from mloop.monitor._logstore import (
     StoredCheckpoint,
     rows_frame,
 )
-from mloop.monitor._spool import SpoolPosition
+from mloop.journal._spool import SpoolPosition
 
 __all__ = ["SqlLogStore"]
 

@@ -1,11 +1,12 @@
 """What the rollout controller sees from a running server: fleet traffic plus monitoring.
 
-``GuardStats`` is serving's ``ServingStats`` that also keeps timestamped events in
-the rollout area's ``InMemoryObservations``, so the controller can ask "since the
-step started" rather than "over the last minute". ``LiveObservations`` is the
+One store of traffic statistics: ``GuardStats`` is serving's ``ServingStats`` (the
+last minute, for ``/models/{name}/stats``) that also tallies every request and
+shadow pair in the rollout area's ``TrafficRecorder``, which the server flushes
+about once a second into the shared ``TrafficCounts`` (the database ledger, or
+``MemoryTraffic`` in one process). ``LiveObservations`` is the
 ``ObservationSource``: requests, errors, latency and shadow agreement of every
-process from the shared traffic counts (or this process's events without them),
-readiness from the model pool, and prediction drift, realized and
+process since a step started, from those counts; readiness from the model pool; and prediction drift, realized and
 estimated accuracy from the monitor's read of the prediction log (refreshed in a
 background thread and cached for a few seconds, since reading the log is far dearer
 than a controller tick).
@@ -21,14 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mloop._clock import Clock, SystemClock
-from mloop.rollout import (
-    InMemoryObservations,
-    Totals,
-    TrafficCounts,
-    TrafficRecorder,
-    VersionStats,
-)
-from mloop.serving._stats import ServingStats
+from mloop.rollout import Totals, TrafficCounts, TrafficRecorder, VersionStats
+from mloop.serving import ServingStats
 
 if TYPE_CHECKING:
     from mloop.monitor.live import Monitor
@@ -41,38 +36,23 @@ ReadyCheck = Callable[[str, int], bool]
 
 
 class GuardStats(ServingStats):
-    """``ServingStats`` that also records every request and shadow pair with its time.
-
-    With a ``recorder`` each request and shadow pair is also tallied for the shared
-    traffic counts, so the controller, wherever it runs, sees every process's.
-    """
+    """``ServingStats`` that also tallies every request and shadow pair for the guards."""
 
     def __init__(
-        self,
-        events: InMemoryObservations,
-        window_s: float = 60.0,
-        *,
-        clock: Clock | None = None,
-        recorder: TrafficRecorder | None = None,
+        self, recorder: TrafficRecorder, window_s: float = 60.0, *, clock: Clock | None = None
     ) -> None:
         super().__init__(window_s, clock=clock)
-        self.events = events
         self.recorder = recorder
 
     def observe(self, model: str, version: int, latency_ms: float, ok: bool = True) -> None:
-        """Record one request in the window and as a guard event."""
+        """Record one request in the window and in the tallies."""
         super().observe(model, version, latency_ms, ok)
-        self.events.record_request(model, version, latency_ms, error=not ok)
-        if self.recorder is not None:
-            self.recorder.record(model, version, latency_ms, ok)
+        self.recorder.record(model, version, latency_ms, ok)
 
     def observe_shadow(self, model: str, version: int, agreed: int, compared: int) -> None:
-        """Record shadow rows of ``version``; each compared row is one guard pair."""
+        """Record shadow rows of ``version`` in the window and in the tallies."""
         super().observe_shadow(model, version, agreed, compared)
-        for i in range(compared):
-            self.events.record_shadow(model, version, agree=i < agreed)
-        if self.recorder is not None:
-            self.recorder.record_shadow(model, version, agreed, compared)
+        self.recorder.record_shadow(model, version, agreed, compared)
 
 
 class LiveObservations:
@@ -80,15 +60,13 @@ class LiveObservations:
 
     def __init__(
         self,
-        events: InMemoryObservations,
+        traffic: TrafficCounts,
         *,
         is_ready: ReadyCheck,
         monitor: Monitor | None = None,
         clock: Clock | None = None,
         monitor_ttl_s: float = 10.0,
-        traffic: TrafficCounts | None = None,
     ) -> None:
-        self.events = events
         self.traffic = traffic
         self.is_ready = is_ready
         self.monitor = monitor
@@ -100,33 +78,31 @@ class LiveObservations:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="mloop-guards")
 
     def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, VersionStats]:
-        """Stats per version over events at or after ``since`` (epoch seconds)."""
-        live = self.events.observe(model, versions, since)
-        fleet = self.traffic.observe(model, versions, since) if self.traffic is not None else None
+        """Stats per version over the seconds from ``since`` (epoch seconds) on."""
+        # Every worker's and replica's requests and shadow pairs, not only this one's.
+        fleet = self.traffic.observe(model, versions, since)
         guards = self._monitored(model, versions, since)
         out = {}
         for v in versions:
-            extra: dict[str, Any] = {"ready": self.is_ready(model, v)}
-            if fleet is not None:
-                # Every worker's and replica's requests and shadow pairs, not this one's.
-                totals = fleet.get(v, Totals())
-                extra.update(
-                    requests=totals.requests,
-                    errors=totals.errors,
-                    p50_ms=totals.p50_ms,
-                    p99_ms=totals.p99_ms,
-                    shadow_pairs=totals.shadow_pairs,
-                    agreement=totals.agreement,
-                )
+            totals = fleet.get(v, Totals())
+            extra: dict[str, Any] = {
+                "ready": self.is_ready(model, v),
+                "requests": totals.requests,
+                "errors": totals.errors,
+                "p50_ms": totals.p50_ms,
+                "p99_ms": totals.p99_ms,
+                "shadow_pairs": totals.shadow_pairs,
+                "agreement": totals.agreement,
+            }
             found = guards.get(v)
             if found:
                 extra["prediction_drift"] = found.get("prediction_drift")
                 extra["estimated_accuracy"] = found.get("estimated_accuracy")
-                # Realized accuracy needs labels; without them the live (empty) count stays.
+                # Realized accuracy needs labels; without them it stays unknown.
                 if found.get("labels"):
                     extra["labels"] = int(found["labels"])
                     extra["accuracy"] = found.get("accuracy")
-            out[v] = dataclasses.replace(live.get(v, VersionStats()), **extra)
+            out[v] = dataclasses.replace(VersionStats(), **extra)
         return out
 
     def _monitored(

@@ -153,8 +153,8 @@ def run_in_background(
     """
     import uvicorn
 
-    from mloop.serving._app import create_app
-    from mloop.serving._stack import build_app
+    from mloop.server._stack import build_app
+    from mloop.serving import create_app
 
     host = host or settings.serving.host
     settings = replace(settings, serving=replace(settings.serving, host=host))
@@ -204,7 +204,7 @@ def _worker(settings: Settings, refs: tuple[str, ...], reuse_port: bool) -> None
     configure_logging(settings.log_level)
     import uvicorn
 
-    from mloop.serving._stack import build_app
+    from mloop.server._stack import build_app
 
     cfg = settings.serving
     sock = _socket(cfg.host, cfg.port, reuse_port=reuse_port)

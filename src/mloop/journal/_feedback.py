@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from mloop.monitor._feedback_door import MAX_FEEDBACK_ITEMS, check_feedback, normalize_feedback
-from mloop.monitor._labels import LabelSpaces
-from mloop.monitor._log import DurableLog
+from mloop.journal._feedback_door import MAX_FEEDBACK_ITEMS, check_feedback, normalize_feedback
+from mloop.journal._labels import LabelSpaces
+from mloop.journal._log import DurableLog
 
 __all__ = [
     "MAX_FEEDBACK_ITEMS",

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from mloop.errors import InvalidInput
-from mloop.monitor._labels import LabelRejected, LabelSpaces, fit_label
-from mloop.monitor._storable import MAX_INT32, TEXT_LIMIT
+from mloop.journal._labels import LabelRejected, LabelSpaces, fit_label
+from mloop.journal._storable import MAX_INT32, TEXT_LIMIT
 
 __all__ = ["MAX_FEEDBACK_ITEMS", "check_feedback", "normalize_feedback"]
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mloop.monitor._spool import SpoolPosition
+from mloop.journal._spool import SpoolPosition
 
 __all__ = [
     "FEEDBACK_COLUMNS",
