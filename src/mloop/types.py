@@ -56,9 +56,13 @@ class Predictions:
 
     def take(self, start: int, stop: int) -> Predictions:
         """Rows ``start:stop`` (used to fan a micro-batch back out)."""
+        return self.rows(slice(start, stop))
+
+    def rows(self, index: slice | np.ndarray) -> Predictions:
+        """The rows ``index`` picks (a slice, positions, or a boolean mask)."""
 
         def cut(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[start:stop]
+            return None if a is None else np.asarray(a)[index]
 
         return Predictions(
             task=self.task,
