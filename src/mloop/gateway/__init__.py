@@ -5,7 +5,7 @@ A route name (``model``) maps to a fallback chain of deployments; a scheduler
 admits calls only when each deployment's quota can take them, by priority.
 """
 
-from mloop.gateway._app import create_app, error_body
+from mloop.gateway._app import create_app, error_body, ledger_for
 from mloop.gateway._client import Client
 from mloop.gateway._config import (
     Deployment,
@@ -17,6 +17,7 @@ from mloop.gateway._config import (
 )
 from mloop.gateway._gateway import ChatResult, Gateway, StreamResult
 from mloop.gateway._jobs import Job, JobRunner, JobStore, SqlJobStore
+from mloop.gateway._ledger import Ledger, LedgerRow, MemoryLedger, SqlLedger
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._scheduler import Priority
@@ -31,15 +32,20 @@ __all__ = [
     "Job",
     "JobRunner",
     "JobStore",
+    "Ledger",
+    "LedgerRow",
     "Limiter",
     "LocalLimiter",
+    "MemoryLedger",
     "Priority",
     "PromptTemplate",
     "Route",
     "SqlJobStore",
+    "SqlLedger",
     "StreamResult",
     "create_app",
     "error_body",
+    "ledger_for",
     "load_config",
     "parse_config",
 ]

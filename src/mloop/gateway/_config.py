@@ -137,6 +137,10 @@ class GatewayConfig:
     max_completion_tokens: int = 65_536
     redis_url: str = ""
     key_prefix: str = "mloop:gateway:"
+    # [budgets]: where keys' spend is counted ("sql": the metadata database; "redis";
+    # "memory": this process only) and whether to serve when that ledger is down.
+    budget_ledger: str = "sql"
+    budget_fail_open: bool = False
 
     def route(self, name: str) -> Route:
         """The route called ``name``; unknown names raise ``NotFound`` listing the known."""
@@ -316,7 +320,21 @@ def parse_config(data: Mapping[str, Any], base_dir: str | Path = ".") -> Gateway
     sched = data.get("scheduler", {})
     if not isinstance(sched, Mapping):
         raise ConfigurationError("[scheduler] must be a table.")
+    budgets = data.get("budgets", {})
+    if not isinstance(budgets, Mapping):
+        raise ConfigurationError("[budgets] must be a table (ledger, fail_open).")
+    ledger = _str(budgets, "ledger", "[budgets]", "sql")
+    if ledger not in ("sql", "redis", "memory"):
+        raise ConfigurationError(
+            f"[budgets] ledger={ledger!r} must be 'sql' (the metadata database, shared by "
+            "replicas), 'redis' (shared) or 'memory' (one replica only)."
+        )
+    fail_open = budgets.get("fail_open", False)
+    if not isinstance(fail_open, bool):
+        raise ConfigurationError(f"[budgets] fail_open={fail_open!r} must be true or false.")
     return GatewayConfig(
+        budget_ledger=ledger,
+        budget_fail_open=fail_open,
         deployments=deployments,
         routes=routes,
         batch_aging_s=_num(sched, "batch_aging_s", 30.0, "[scheduler]"),

@@ -31,6 +31,7 @@ from mloop.errors import (
 from mloop.gateway._adapters import adapter_for
 from mloop.gateway._backoff import backoff_delay
 from mloop.gateway._breaker import CircuitBreaker
+from mloop.gateway._budget import prompt_token_bound
 from mloop.gateway._config import Deployment, GatewayConfig, Route
 from mloop.gateway._failures import Failure, classify_status
 from mloop.gateway._headers import parse_observation
@@ -39,6 +40,7 @@ from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._pool import ShardedClient
 from mloop.gateway._scheduler import PRIORITIES, Candidate, Grant, Priority, Scheduler, Ticket
 from mloop.gateway._schema import schema_errors
+from mloop.gateway._spending import Hold, Spending
 from mloop.gateway._tokens import estimate_prompt_tokens, text_tokens
 
 __all__ = ["ChatResult", "Gateway", "StreamResult"]
@@ -105,8 +107,10 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
+        spending: Spending | None = None,
     ) -> None:
         self.config = config
+        self.spending = spending
         self.clock = clock or SystemClock()
         self.metrics = metrics or GatewayMetrics()
         env = os.environ if env is None else env
@@ -154,9 +158,10 @@ class Gateway:
         *,
         priority: str = "interactive",
         deadline_s: float | None = None,
+        caller: str | None = None,
     ) -> ChatResult:
         """Answer an OpenAI-style chat request whose ``model`` is a route name."""
-        result = await self._run(body, _priority(priority), deadline_s, stream=False)
+        result = await self._run(body, _priority(priority), deadline_s, False, caller)
         assert isinstance(result, ChatResult)
         return result
 
@@ -166,9 +171,10 @@ class Gateway:
         *,
         priority: str = "interactive",
         deadline_s: float | None = None,
+        caller: str | None = None,
     ) -> StreamResult:
         """Start a streamed answer; fallback happens before the first chunk, never after."""
-        result = await self._run(body, _priority(priority), deadline_s, stream=True)
+        result = await self._run(body, _priority(priority), deadline_s, True, caller)
         assert isinstance(result, StreamResult)
         return result
 
@@ -239,25 +245,62 @@ class Gateway:
             )
         return out
 
+    def _max_cost(
+        self, route: Route, body: Mapping[str, Any], completion: int
+    ) -> tuple[float, int]:
+        """The most a request can cost (USD) and use (tokens) on any deployment of its route."""
+        usd, tokens = 0.0, 0
+        for name in route.chain:
+            dep = self.config.deployments[name]
+            prompt = prompt_token_bound(route.template_for(name).render(body["messages"]))
+            usd = max(usd, dep.cost(prompt, completion))
+            tokens = max(tokens, prompt + completion)
+        return usd, tokens
+
+    async def _admit(
+        self, route: Route, body: Mapping[str, Any], caller: str | None
+    ) -> tuple[Hold | None, Mapping[str, Any]]:
+        if self.spending is None or caller is None:
+            return None, body
+        completion = self._completion_tokens(body)
+        usd, tokens = self._max_cost(route, body, completion)
+        hold = await self.spending.admit(caller, route.name, usd, tokens)
+        if hold.charges and not (body.get("max_tokens") or body.get("max_completion_tokens")):
+            # The hold covers this many completion tokens; the provider must not send more.
+            body = {**body, "max_tokens": completion}
+        return hold, body
+
     async def _run(
-        self, body: Mapping[str, Any], priority: Priority, deadline_s: float | None, stream: bool
+        self,
+        body: Mapping[str, Any],
+        priority: Priority,
+        deadline_s: float | None,
+        stream: bool,
+        caller: str | None = None,
     ) -> ChatResult | StreamResult:
         route = self.config.route(str(body.get("model", "")))
         budget = route.timeout_s if deadline_s is None else min(deadline_s, route.timeout_s)
-        ticket = self.scheduler.ticket(self._candidates(route, body), priority, budget)
+        candidates = self._candidates(route, body)
+        hold, body = await self._admit(route, body, caller)
+        ticket = self.scheduler.ticket(candidates, priority, budget)
         ticket.completion_tokens = self._completion_tokens(body)
+        ticket.hold = hold
         outcome = "error"
+        settle_now = True
         try:
             if deadline_s is not None:
                 self.scheduler.check_deadline(ticket)
             result = await self._attempts(route, body, ticket, priority, stream)
             outcome = "ok"
+            settle_now = not stream  # a stream settles when its last chunk is out
             return result
         except Overloaded:
             outcome = "refused"
             raise
         finally:
             self.metrics.requests.labels(route.name, priority, outcome).inc()
+            if hold is not None and settle_now and self.spending is not None:
+                await asyncio.shield(self.spending.settle(hold))
 
     async def _attempts(
         self,
@@ -269,6 +312,9 @@ class Gateway:
     ) -> ChatResult | StreamResult:
         depth = self.metrics.queue_depth.labels(priority)
         while True:
+            if ticket.hold is not None and ticket.hold.needs_top_up:
+                assert self.spending is not None
+                await self.spending.top_up(ticket.hold)
             depth.inc()
             try:
                 grant = await self.scheduler.acquire(ticket)
@@ -307,6 +353,12 @@ class Gateway:
         payload = {**body, "messages": template.render(body["messages"]), "stream": stream}
         if not stream:
             payload.pop("stream_options", None)
+        elif ticket.hold is not None and dep.provider == "openai":
+            # A budgeted stream settles on the provider's own count, not our estimate.
+            payload["stream_options"] = {
+                **(body.get("stream_options") or {}),
+                "include_usage": True,
+            }
         adapter = adapter_for(dep)
         request = adapter.build(dep, payload, self._keys[dep.name])
         started = self.clock.monotonic()
@@ -420,6 +472,8 @@ class Gateway:
                     usage = {"completion_tokens": completion, "total_tokens": prompt + completion}
                 await release(int(usage.get("total_tokens", 0)) or None, response.headers, 200)
                 self._account(dep, ticket, usage)
+                if ticket.hold is not None and self.spending is not None:
+                    await self.spending.settle(ticket.hold)
 
         return StreamResult(chunks(), dep.name, version, ticket.attempts)
 
@@ -430,6 +484,8 @@ class Gateway:
         self.metrics.tokens.labels(dep.name, "prompt").inc(prompt)
         self.metrics.tokens.labels(dep.name, "completion").inc(completion)
         self.metrics.cost.labels(dep.name).inc(dep.cost(prompt, completion))
+        if ticket.hold is not None and self.spending is not None:
+            self.spending.bill(ticket.hold, dep, usage)
         if prompt:
             estimate = next(c.tokens for c in ticket.candidates if c.deployment == dep.name)
             # Learn how far our prompt heuristic is off for this deployment's tokenizer.

@@ -1,0 +1,185 @@
+"""Spending: a key's limits applied to one request, from reservation to settlement.
+
+``admit`` checks the routes a key (and its team) may call and reserves the request's
+most expensive outcome on the ledger; ``bill`` records each answer a provider
+charged for; ``settle`` releases the hold and writes what was really spent, plus
+per-day tallies for the key, its team, the route and each deployment used.
+A ledger that cannot be reached refuses budgeted requests (503) unless the
+operator chose ``[budgets] fail_open = true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mloop._clock import Clock, SystemClock
+from mloop.auth import KeyLimits
+from mloop.errors import Forbidden, MloopError, Unavailable
+from mloop.gateway._budget import BudgetExceeded, Charge, charges_for, micro_usd, tally_charges
+from mloop.gateway._config import Deployment
+from mloop.gateway._ledger import Exceeded, Ledger
+from mloop.gateway._metrics import GatewayMetrics
+
+__all__ = ["Hold", "LimitSource", "Spending"]
+
+log = logging.getLogger(__name__)
+
+
+class LimitSource(Protocol):
+    """Where a key's limits come from (``mloop.auth.LimitStore``)."""
+
+    def for_key(self, key_id: str) -> KeyLimits | None:
+        """The key's limits, or None when it has none."""
+        ...
+
+
+@dataclass
+class Hold:
+    """What one request holds on the ledger and what it has spent so far."""
+
+    key_id: str
+    team: str | None
+    route: str
+    at: float
+    max_usd: int
+    max_tokens: int
+    limits: KeyLimits | None
+    charges: list[Charge] = field(default_factory=list)
+    held_usd: int = 0
+    used_usd: int = 0
+    used_tokens: int = 0
+    by_deployment: dict[str, int] = field(default_factory=dict)
+    settled: bool = False
+
+    @property
+    def needs_top_up(self) -> bool:
+        """True when another full attempt would not fit in what is still held."""
+        return (
+            bool(self.charges)
+            and self.used_usd > 0
+            and self.held_usd - self.used_usd < (self.max_usd)
+        )
+
+
+class Spending:
+    """Applies keys' routes, RPM/TPM caps and USD budgets through a shared ledger."""
+
+    def __init__(
+        self,
+        limits: LimitSource,
+        ledger: Ledger,
+        metrics: GatewayMetrics,
+        *,
+        clock: Clock | None = None,
+        fail_open: bool = False,
+    ) -> None:
+        self.limits = limits
+        self.ledger = ledger
+        self.metrics = metrics
+        self.clock = clock or SystemClock()
+        self.fail_open = fail_open
+
+    async def admit(self, key_id: str, route: str, max_usd: float, max_tokens: int) -> Hold:
+        """Check the route and hold the request's maximum cost; raises 403, 429 or 503."""
+        now = self.clock.now()
+        try:
+            limits = await asyncio.to_thread(self.limits.for_key, key_id)
+        except Exception as exc:  # the limits live in the same database as the ledger
+            return self._unreachable("read limits", exc, key_id, route, now, max_usd, max_tokens)
+        team = limits.team if limits is not None else None
+        hold = Hold(key_id, team, route, now, micro_usd(max_usd), max_tokens, limits)
+        if limits is None:
+            return hold
+        for who, lim in (
+            (f"key {key_id!r}", limits.limits),
+            (f"team {team!r}", limits.team_limits),
+        ):
+            if lim is not None and not lim.allows(route):
+                raise Forbidden(
+                    f"The {who} may call the routes {list(lim.routes)}, not {route!r}. Ask the "
+                    "operator to allow it (mloop gateway limit / mloop gateway team --route).",
+                    param="model",
+                )
+        await self._reserve(hold, now)
+        return hold
+
+    async def top_up(self, hold: Hold) -> None:
+        """Hold one more full attempt (a charged answer failed the route's schema)."""
+        await self._reserve(hold, hold.at)
+
+    async def _reserve(self, hold: Hold, now: float) -> None:
+        assert hold.limits is not None
+        charges = charges_for(hold.limits, hold.max_usd, hold.max_tokens, now)
+        if not charges:
+            return
+        try:
+            await self.ledger.reserve(charges)
+        except Exceeded as exc:
+            self.metrics.budget_refusals.labels(
+                exc.charge.subject, f"{exc.charge.metric}/{exc.charge.period}"
+            ).inc()
+            raise BudgetExceeded(exc.charge, exc.used, self.clock.now()) from None
+        except MloopError:
+            raise
+        except Exception as exc:
+            self._unreachable("reserve", exc, hold.key_id, hold.route, now, 0, 0)
+            return
+        hold.charges.extend(charges)
+        hold.held_usd += hold.max_usd
+
+    def _unreachable(
+        self, op: str, exc: Exception, key_id: str, route: str, now: float, usd: float, tokens: int
+    ) -> Hold:
+        self.metrics.ledger_errors.labels(op).inc()
+        log.warning("spend ledger: %s failed: %r", op, exc)
+        if not self.fail_open:
+            raise Unavailable(
+                f"The gateway's spend ledger is unreachable ({type(exc).__name__}), so it "
+                "cannot check this key's budget and refuses the request. Retry shortly; the "
+                "operator can check the database/Redis, or set [budgets] fail_open = true "
+                "to serve without budgets while it is down.",
+                retry_after=5.0,
+            ) from exc
+        return Hold(key_id, None, route, now, micro_usd(usd), tokens, None)
+
+    def bill(self, hold: Hold, dep: Deployment, usage: Mapping[str, Any]) -> None:
+        """Record one answer the provider charges for."""
+        prompt = int(usage.get("prompt_tokens", 0) or 0)
+        completion = int(usage.get("completion_tokens", 0) or 0)
+        usd = micro_usd(dep.cost(prompt, completion))
+        hold.used_usd += usd
+        hold.used_tokens += int(usage.get("total_tokens", 0) or prompt + completion)
+        hold.by_deployment[dep.name] = hold.by_deployment.get(dep.name, 0) + usd
+        self.metrics.spend.labels(hold.key_id, hold.team or "", hold.route, dep.name).inc(
+            usd / 1_000_000
+        )
+
+    async def settle(self, hold: Hold) -> None:
+        """Release the hold and write the real spend (once; later calls do nothing)."""
+        if hold.settled:
+            return
+        hold.settled = True
+        rows: dict[tuple[str, str, str, int], list[Any]] = {}  # row -> [charge, held, used]
+        actual = {"usd": hold.used_usd, "tokens": hold.used_tokens, "requests": 1}
+        for c in hold.charges:
+            entry = rows.setdefault(c.row, [c, 0, actual[c.metric]])
+            entry[1] += c.amount
+        for c in tally_charges(hold.key_id, hold.team, hold.route, None, hold.at):
+            rows.setdefault(c.row, [c, 0, hold.used_usd])
+        for name, usd in hold.by_deployment.items():
+            for c in tally_charges(hold.key_id, None, hold.route, name, hold.at)[-1:]:
+                rows.setdefault(c.row, [c, 0, usd])
+        merged = [
+            Charge(c.subject, c.metric, c.period, c.start, c.end, held)
+            for c, held, _ in rows.values()
+        ]
+        try:
+            await self.ledger.settle(merged, [used for _, _, used in rows.values()])
+        except Exception as exc:
+            # The answer is already served; the hold stays until its window ends (safe side).
+            self.metrics.ledger_errors.labels("settle").inc()
+            log.warning("spend ledger: settle failed, hold kept until its window ends: %r", exc)
