@@ -18,12 +18,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from mloop._clock import ManualClock
 from mloop.auth import KeyStore, Limits, LimitStore
 from mloop.config import Settings, load_settings
-from mloop.gateway import GatewayConfig, SqlJobStore, create_app, parse_config
+from mloop.gateway import Gateway, GatewayConfig, SqlJobStore, create_app, parse_config
 from mloop.gateway._budget import Charge, window
 from mloop.gateway._ledger import Exceeded, Ledger, MemoryLedger, SqlLedger
 from mloop.gateway._redis_ledger import RedisLedger
+from mloop.gateway._spending import Spending
 from mloop.gateway.testing import MockModel, MockProvider
 from mloop.store import MetadataStore
 
@@ -333,4 +335,51 @@ def test_cli_sets_limits_and_teams_and_reports_spend(
     assert key_row["held"] == 0
     assert rows[("team:search", "usd")]["spent"] == key_row["spent"]
     assert rows[("deployment:big", "usd")]["spent"] == key_row["spent"]
+    store.dispose()
+
+
+def test_rpm_cap_refuses_past_the_minute_and_metrics_show_spend(tmp_path: Path) -> None:
+    settings = load_settings(env={}, config_file=None, home=tmp_path / "home")
+    key_id, token = team_key(settings, Limits(rpm=10, tpm=100_000))
+    store = MetadataStore.from_settings(settings)
+    _, admin = KeyStore(store).create("ops", ["admin"])
+    clock = ManualClock(start=time.time())
+    provider = MockProvider({"big": MockModel()})
+    gw = Gateway(config("memory"), transport=httpx.ASGITransport(app=provider.app))
+    gw.spending = Spending(LimitStore(store), MemoryLedger(), gw.metrics, clock=clock)
+    app = create_app(
+        gw.config,
+        settings,
+        gateway=gw,
+        auth=True,
+        job_store=SqlJobStore(f"sqlite:///{tmp_path / 'jobs.db'}"),
+    )
+
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response, str]:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://gw") as http,
+        ):
+            responses = await storm([http], token, n=30)
+            clock.advance(60)  # the next minute
+            later = (await storm([http], token, n=1))[0]
+            metrics = await http.get("/metrics", headers={"authorization": f"Bearer {admin}"})
+            return responses, later, metrics.text
+
+    responses, later, metrics = asyncio.run(scenario())
+    assert sum(r.status_code == 200 for r in responses) == 10
+    refusal = next(r.json()["error"] for r in responses if r.status_code == 429)
+    assert refusal["budget"] == {
+        "subject": f"key:{key_id}",
+        "metric": "requests",
+        "period": "minute",
+    }
+    assert refusal["remaining"] == 0
+    assert later.status_code == 200
+    assert f'mloop_gateway_spend_usd_total{{deployment="big",key="{key_id}"' in metrics
+    assert (
+        f'mloop_gateway_budget_refusals_total{{budget="requests/minute",subject="key:{key_id}"}} 20.0'
+        in metrics
+    )
     store.dispose()
