@@ -141,6 +141,10 @@ class GatewayConfig:
     # "memory": this process only) and whether to serve when that ledger is down.
     budget_ledger: str = "sql"
     budget_fail_open: bool = False
+    # [cache]: exact response cache ("" off, "memory" or "redis"), entry TTL and size.
+    cache_backend: str = ""
+    cache_ttl_s: float = 3600.0
+    cache_max_entries: int = 10_000
 
     def route(self, name: str) -> Route:
         """The route called ``name``; unknown names raise ``NotFound`` listing the known."""
@@ -332,7 +336,19 @@ def parse_config(data: Mapping[str, Any], base_dir: str | Path = ".") -> Gateway
     fail_open = budgets.get("fail_open", False)
     if not isinstance(fail_open, bool):
         raise ConfigurationError(f"[budgets] fail_open={fail_open!r} must be true or false.")
+    cache = data.get("cache", {})
+    if not isinstance(cache, Mapping):
+        raise ConfigurationError("[cache] must be a table (backend, ttl_s, max_entries).")
+    cache_backend = _str(cache, "backend", "[cache]", "")
+    if cache_backend not in ("", "off", "memory", "redis"):
+        raise ConfigurationError(
+            f"[cache] backend={cache_backend!r} must be 'memory' (this replica), 'redis' "
+            "(shared by replicas) or 'off'."
+        )
     return GatewayConfig(
+        cache_backend="" if cache_backend == "off" else cache_backend,
+        cache_ttl_s=_num(cache, "ttl_s", 3600.0, "[cache]") or 3600.0,
+        cache_max_entries=max(1, int(_num(cache, "max_entries", 10_000, "[cache]"))),
         budget_ledger=ledger,
         budget_fail_open=fail_open,
         deployments=deployments,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 from collections.abc import AsyncIterator, Coroutine, Mapping
@@ -24,6 +25,7 @@ import httpx
 
 from mloop._clock import Clock, SystemClock
 from mloop.errors import (
+    ConfigurationError,
     InvalidInput,
     Overloaded,
     Unavailable,
@@ -32,6 +34,7 @@ from mloop.gateway._adapters import adapter_for
 from mloop.gateway._backoff import backoff_delay
 from mloop.gateway._breaker import CircuitBreaker
 from mloop.gateway._budget import prompt_token_bound
+from mloop.gateway._cache import MemoryCache, RedisCache, ResponseCache, cache_key, cacheable
 from mloop.gateway._config import Deployment, GatewayConfig, Route
 from mloop.gateway._failures import Failure, classify_status
 from mloop.gateway._headers import parse_observation
@@ -45,6 +48,8 @@ from mloop.gateway._tokens import estimate_prompt_tokens, text_tokens
 
 __all__ = ["ChatResult", "Gateway", "StreamResult"]
 
+log = logging.getLogger(__name__)
+
 _POOL = 64  # connections per deployment without a max_concurrency
 
 
@@ -57,6 +62,7 @@ class ChatResult:
     template_version: str
     attempts: int
     waited_s: float
+    cached: bool = False
 
     def headers(self) -> dict[str, str]:
         """Response headers telling the client which deployment and template answered."""
@@ -64,6 +70,7 @@ class ChatResult:
             "x-mloop-deployment": self.deployment,
             "x-mloop-template-version": self.template_version,
             "x-mloop-attempts": str(self.attempts),
+            "x-mloop-cache": "hit" if self.cached else "miss",
         }
 
 
@@ -108,6 +115,7 @@ class Gateway:
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
         spending: Spending | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.config = config
         self.spending = spending
@@ -119,6 +127,7 @@ class Gateway:
             for name, dep in config.deployments.items()
         }
         self.limiter = limiter or _default_limiter(config, self.clock)
+        self.cache = cache if cache is not None else _default_cache(config, self.clock)
         self.breakers = {name: CircuitBreaker() for name in config.deployments}
         self.scheduler = Scheduler(
             config.deployments,
@@ -149,6 +158,8 @@ class Gateway:
         for http in self._http.values():
             await http.aclose()
         await self.limiter.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
 
     # --- public entry points -----------------------------------------------------------
 
@@ -281,6 +292,17 @@ class Gateway:
         route = self.config.route(str(body.get("model", "")))
         budget = route.timeout_s if deadline_s is None else min(deadline_s, route.timeout_s)
         candidates = self._candidates(route, body)
+        keys: list[str] = []
+        if self.cache is not None and not stream and _wants_cache(body):
+            keys = [
+                cache_key(route.name, d, route.template_for(d).version, caller or "", body)
+                for d in route.chain
+            ]
+            hit = await self._cached(route, keys)
+            if hit is not None:
+                return hit  # before any quota or budget: a hit costs nothing
+        if "cache" in body:
+            body = {k: v for k, v in body.items() if k != "cache"}  # not a provider field
         hold, body = await self._admit(route, body, caller)
         ticket = self.scheduler.ticket(candidates, priority, budget)
         ticket.completion_tokens = self._completion_tokens(body)
@@ -292,6 +314,8 @@ class Gateway:
                 self.scheduler.check_deadline(ticket)
             result = await self._attempts(route, body, ticket, priority, stream)
             outcome = "ok"
+            if keys and isinstance(result, ChatResult):
+                await self._remember(keys[route.chain.index(result.deployment)], result)
             settle_now = not stream  # a stream settles when its last chunk is out
             return result
         except Overloaded:
@@ -301,6 +325,26 @@ class Gateway:
             self.metrics.requests.labels(route.name, priority, outcome).inc()
             if hold is not None and settle_now and self.spending is not None:
                 await asyncio.shield(self.spending.settle(hold))
+
+    async def _cached(self, route: Route, keys: list[str]) -> ChatResult | None:
+        assert self.cache is not None
+        try:
+            hit = await self.cache.get(keys)
+        except Exception as exc:  # a cache that is down is a miss, never a failed request
+            log.warning("response cache: lookup failed: %r", exc)
+            hit = None
+        self.metrics.cache.labels(route.name, "miss" if hit is None else "hit").inc()
+        if hit is None:
+            return None
+        name = route.chain[hit[0]]
+        return ChatResult(hit[1], name, route.template_for(name).version, 0, 0.0, cached=True)
+
+    async def _remember(self, key: str, result: ChatResult) -> None:
+        assert self.cache is not None
+        try:
+            await self.cache.put(key, result.response)
+        except Exception as exc:
+            log.warning("response cache: store failed: %r", exc)
 
     async def _attempts(
         self,
@@ -527,6 +571,28 @@ class Gateway:
         if failure.kind == "rate_limited":
             self.metrics.provider_429.labels(dep.name).inc()
         return failure
+
+
+def _wants_cache(body: Mapping[str, Any]) -> bool:
+    flag = body.get("cache")
+    if flag is not None and not isinstance(flag, bool):
+        raise InvalidInput(f"cache={str(flag)[:40]!r} must be true or false.", param="cache")
+    return cacheable(body)
+
+
+def _default_cache(config: GatewayConfig, clock: Clock) -> ResponseCache | None:
+    if config.cache_backend == "memory":
+        return MemoryCache(
+            ttl_s=config.cache_ttl_s, max_entries=config.cache_max_entries, clock=clock
+        )
+    if config.cache_backend == "redis":
+        if not config.redis_url:
+            raise ConfigurationError(
+                "[cache] backend = 'redis' needs a Redis URL: set [scheduler] redis_url or "
+                "MLOOP_REDIS_URL."
+            )
+        return RedisCache(config.redis_url, prefix=config.key_prefix, ttl_s=config.cache_ttl_s)
+    return None
 
 
 def _default_limiter(config: GatewayConfig, clock: Clock) -> Limiter:
