@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 LITELLM = Path.home() / ".cache" / "mloop-bench" / "litellm" / "bin" / "litellm"
+LITELLM_KEY = "sk-mloop-bench-0123456789abcdef0123456789abcdef"
 PG = "postgresql://postgres@127.0.0.1:5432/"
 IN_PER_1K, OUT_PER_1K = 0.5, 1.5
 MAX_TOKENS = 50
@@ -196,11 +197,14 @@ async def storm(urls: list[str], token: str, n: int = 64) -> list[httpx.Response
 # --- 2 and 3. latency -----------------------------------------------------------------
 
 
-def timed(http: httpx.Client, url: str, body: dict[str, Any], n: int) -> list[float]:
+def timed(
+    http: httpx.Client, url: str, body: dict[str, Any], n: int, token: str = ""
+) -> list[float]:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        r = http.post(url, json=body)
+        r = http.post(url, json=body, headers=headers)
         out.append((time.perf_counter() - t0) * 1000)
         r.raise_for_status()
     return out
@@ -219,6 +223,8 @@ def litellm_proxy(tmp: Path, provider_url: str) -> tuple[subprocess.Popen[bytes]
         "      api_key: unused\n"
         "litellm_settings:\n"
         "  telemetry: false\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -228,26 +234,36 @@ def litellm_proxy(tmp: Path, provider_url: str) -> tuple[subprocess.Popen[bytes]
 
 
 def latency(tmp: Path, provider_url: str, calls: int) -> dict[str, Any]:
+    from mloop.auth import KeyStore
+    from mloop.config import load_settings
+    from mloop.store import MetadataStore
+
     home = tmp / "home-latency"
     env = {"MLOOP_HOME": str(home), "MLOOP_GATEWAY__AUTH": "off"}
+    keyed_env = {**env, "MLOOP_GATEWAY__AUTH": "on"}
+    store = MetadataStore.from_settings(load_settings(env=env, config_file=None))
+    _, token = KeyStore(store).create("bench", ["gateway"])
+    store.dispose()
     plain, plain_url = serve(gateway_toml(tmp, provider_url), env)
+    keyed, keyed_url = serve(gateway_toml(tmp, provider_url), keyed_env)
     cached, cached_url = serve(gateway_toml(tmp, provider_url, cache='backend = "memory"'), env)
     peer = litellm_proxy(tmp, provider_url)
     out: dict[str, Any] = {}
     try:
         with httpx.Client(timeout=30) as http:
             targets = {
-                "direct": (f"{provider_url}/v1/chat/completions", {**BODY, "model": "big"}),
-                "mloop": (f"{plain_url}/v1/chat/completions", BODY),
+                "direct": (f"{provider_url}/v1/chat/completions", {**BODY, "model": "big"}, ""),
+                "mloop_open": (f"{plain_url}/v1/chat/completions", BODY, ""),
+                "mloop_keys_ledger": (f"{keyed_url}/v1/chat/completions", BODY, token),
             }
             if peer is not None:
-                targets["litellm"] = (f"{peer[1]}/v1/chat/completions", BODY)
-            for url, body in targets.values():
-                timed(http, url, body, 50)  # warm-up
+                targets["litellm"] = (f"{peer[1]}/v1/chat/completions", BODY, LITELLM_KEY)
+            for url, body, key in targets.values():
+                timed(http, url, body, 50, key)  # warm-up
             samples: dict[str, list[float]] = {name: [] for name in targets}
             for _ in range(calls // 50):  # interleaved rounds: the same machine noise for all
-                for name, (url, body) in targets.items():
-                    samples[name] += timed(http, url, body, 50)
+                for name, (url, body, key) in targets.items():
+                    samples[name] += timed(http, url, body, 50, key)
             for name, values in samples.items():
                 out[name] = {
                     "p50_ms": round(statistics.median(values), 3),
@@ -257,9 +273,10 @@ def latency(tmp: Path, provider_url: str, calls: int) -> dict[str, Any]:
             for name in samples:
                 out[name]["added_p50_ms"] = round(out[name]["p50_ms"] - direct, 3)
             if "litellm" in out:
-                out["litellm_over_mloop_added"] = round(
-                    out["litellm"]["added_p50_ms"] / max(out["mloop"]["added_p50_ms"], 1e-9), 2
-                )
+                for mine in ("mloop_open", "mloop_keys_ledger"):
+                    out[f"litellm_added_over_{mine}_added"] = round(
+                        out["litellm"]["added_p50_ms"] / max(out[mine]["added_p50_ms"], 1e-9), 2
+                    )
             else:
                 out["litellm"] = f"not installed at {LITELLM}"
             miss_body = {**BODY, "temperature": 0}
@@ -274,7 +291,7 @@ def latency(tmp: Path, provider_url: str, calls: int) -> dict[str, Any]:
                 "hit_p95_ms": round(percentile(hits, 0.95), 3),
             }
     finally:
-        for proc in (plain, cached, *([peer[0]] if peer else [])):
+        for proc in (plain, keyed, cached, *([peer[0]] if peer else [])):
             proc.terminate()
             proc.wait(timeout=20)
     return out
