@@ -81,7 +81,7 @@ def check(config: ConfigOption = None) -> None:
         steps = []
         for dep in route.chain:
             d = gateway_config.deployments[dep]
-            version = route.template_for(dep).version
+            version = route.prompts.get(dep) or route.template_for(dep).version
             steps.append(
                 f"{dep} ({d.provider}:{d.model}, rpm={d.rpm}, tpm={d.tpm}, template={version})"
             )
@@ -222,6 +222,106 @@ def _caps(limits: Any, period: str) -> dict[tuple[str, str], float]:
         if period in team_limits.budgets_usd:
             caps[(f"team:{name}", "usd")] = team_limits.budgets_usd[period]
     return caps
+
+
+prompt_app = typer.Typer(
+    name="prompt",
+    help="The prompt registry: immutable versions, aliases (name@production), diffs.",
+    no_args_is_help=True,
+)
+gateway_app.add_typer(prompt_app, name="prompt")
+
+
+def _registry() -> Any:
+    from mloop.gateway import PromptRegistry
+    from mloop.store import MetadataStore
+
+    return PromptRegistry(MetadataStore.from_settings(load_settings()))
+
+
+@prompt_app.command("create")
+def prompt_create(
+    name: Annotated[str, typer.Argument(help="The prompt's name, e.g. support-answer.")],
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="JSON or TOML with system, few_shot, user.")
+    ],
+    deployment: Annotated[
+        str | None, typer.Option(help="The deployment this version is written for.")
+    ] = None,
+    parent: Annotated[int | None, typer.Option(help="The version it derives from.")] = None,
+    description: Annotated[str, typer.Option(help="What changed and why.")] = "",
+) -> None:
+    """Store a new immutable version of a prompt and print its reference."""
+    import tomllib
+
+    try:
+        text = file.read_text()
+        data = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: cannot read {file}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        version = _registry().create(
+            name, data, deployment=deployment, parent=parent, description=description
+        )
+    except MloopError as exc:
+        raise _fail(exc) from exc
+    typer.echo(version.ref)
+
+
+@prompt_app.command("list")
+def prompt_list(
+    name: Annotated[str, typer.Argument(help="The prompt's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Versions of a prompt with their aliases, deployment and lineage."""
+    registry = _registry()
+    versions = registry.versions(name)
+    aliases = registry.aliases(name)
+    if as_json:
+        typer.echo(
+            json.dumps({"versions": [v.to_dict() for v in versions], "aliases": aliases}, indent=2)
+        )
+        return
+    if not versions:
+        typer.echo(
+            f"No prompt {name!r}. Create one with: mloop gateway prompt create {name} -f ..."
+        )
+        return
+    by_version: dict[int, list[str]] = {}
+    for alias, number in aliases.items():
+        by_version.setdefault(number, []).append(alias)
+    for v in versions:
+        tags = ",".join(by_version.get(v.version, []))
+        parent = f" <- {v.parent}" if v.parent else ""
+        typer.echo(f"{v.ref}{parent}  deployment={v.deployment or '-'}  [{tags}]  {v.description}")
+
+
+@prompt_app.command("alias")
+def prompt_alias(
+    name: Annotated[str, typer.Argument(help="The prompt's name.")],
+    alias: Annotated[str, typer.Argument(help="The alias, e.g. production.")],
+    version: Annotated[int, typer.Argument(help="The version it should name.")],
+) -> None:
+    """Point an alias at a version (gateways pick it up within seconds, no restart)."""
+    try:
+        before = _registry().set_alias(name, alias, version, why="set by hand")
+    except MloopError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"{name}@{alias}: {before if before is not None else '-'} -> {version}")
+
+
+@prompt_app.command("diff")
+def prompt_diff(
+    name: Annotated[str, typer.Argument(help="The prompt's name.")],
+    a: Annotated[int, typer.Argument(help="The old version.")],
+    b: Annotated[int, typer.Argument(help="The new version.")],
+) -> None:
+    """A unified diff of two versions."""
+    try:
+        typer.echo(_registry().diff(name, a, b) or "(no difference)")
+    except MloopError as exc:
+        raise _fail(exc) from exc
 
 
 def main() -> None:

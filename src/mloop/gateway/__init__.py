@@ -20,6 +20,7 @@ from mloop.gateway._jobs import Job, JobRunner, JobStore, SqlJobStore
 from mloop.gateway._ledger import Ledger, LedgerRow, MemoryLedger, SqlLedger
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
+from mloop.gateway._prompts import PromptRegistry, PromptVersion
 from mloop.gateway._scheduler import Priority
 
 __all__ = [
@@ -38,7 +39,9 @@ __all__ = [
     "LocalLimiter",
     "MemoryLedger",
     "Priority",
+    "PromptRegistry",
     "PromptTemplate",
+    "PromptVersion",
     "Route",
     "SqlJobStore",
     "SqlLedger",

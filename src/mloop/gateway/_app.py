@@ -40,6 +40,7 @@ from mloop.gateway._config import GatewayConfig
 from mloop.gateway._gateway import Gateway
 from mloop.gateway._jobs import JobRunner, JobStore, SqlJobStore
 from mloop.gateway._ledger import Ledger, MemoryLedger, SqlLedger
+from mloop.gateway._prompts import PromptRegistry
 from mloop.gateway._spending import Spending
 from mloop.store import MetadataStore
 
@@ -173,6 +174,12 @@ def create_app(
                 gw.metrics,
                 fail_open=config.budget_fail_open,
             )
+    if gw.prompts is None and any(r.prompts for r in config.routes.values()):
+        if settings is None:
+            raise ConfigurationError(
+                "Routes refer to registered prompts: the gateway needs settings."
+            )
+        gw.prompts = PromptRegistry(MetadataStore.from_settings(settings))
     guard = Guard(keys, required=required)
     if webhook_hosts is None:
         webhook_hosts = [h.strip() for h in gsettings.webhook_hosts.split(",") if h.strip()]

@@ -119,6 +119,8 @@ class Route:
     output_schema: Mapping[str, Any] | None = None
     timeout_s: float = 300.0
     max_attempts: int = 8
+    # deployment -> prompt reference ("name@alias") resolved from the prompt registry
+    prompts: Mapping[str, str] = field(default_factory=dict)
 
     def template_for(self, deployment: str) -> PromptTemplate:
         """The template this route uses with ``deployment`` (identity when none)."""
@@ -271,11 +273,21 @@ def _route(name: str, table: Any, deployments: Mapping[str, Deployment], base: P
     if not isinstance(templates_raw, Mapping):
         raise ConfigurationError(f"{where}: templates must be a table keyed by deployment.")
     templates = {}
+    prompts = {}
     for dep, tpl in templates_raw.items():
         if dep not in chain:
             raise ConfigurationError(
                 f"{where}: template for {dep!r}, which is not in the chain {chain}."
             )
+        if isinstance(tpl, Mapping) and "prompt" in tpl:
+            ref = tpl["prompt"]
+            if not isinstance(ref, str) or not ref.strip() or len(tpl) > 1:
+                raise ConfigurationError(
+                    f"[routes.{name}.templates.{dep}]: prompt must be the only key, a "
+                    f'reference like "support-answer@production"; got {dict(tpl)!r}.'
+                )
+            prompts[dep] = ref.strip()
+            continue
         templates[dep] = _template(tpl, f"[routes.{name}.templates.{dep}]")
     schema = table.get("output_schema")
     if "output_schema_file" in table:
@@ -292,6 +304,7 @@ def _route(name: str, table: Any, deployments: Mapping[str, Deployment], base: P
         name=name,
         chain=tuple(chain),
         templates=templates,
+        prompts=prompts,
         output_schema=schema,
         timeout_s=_num(table, "timeout_s", 300.0, where) or 300.0,
         max_attempts=max(1, int(_num(table, "max_attempts", 8, where))),

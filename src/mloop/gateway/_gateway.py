@@ -41,6 +41,7 @@ from mloop.gateway._headers import parse_observation
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._pool import ShardedClient
+from mloop.gateway._prompts import PromptSource
 from mloop.gateway._scheduler import PRIORITIES, Candidate, Grant, Priority, Scheduler, Ticket
 from mloop.gateway._schema import schema_errors
 from mloop.gateway._spending import Hold, Spending
@@ -116,9 +117,11 @@ class Gateway:
         rng: random.Random | None = None,
         spending: Spending | None = None,
         cache: ResponseCache | None = None,
+        prompts: PromptSource | None = None,
     ) -> None:
         self.config = config
         self.spending = spending
+        self.prompts = prompts
         self.clock = clock or SystemClock()
         self.metrics = metrics or GatewayMetrics()
         env = os.environ if env is None else env
@@ -256,6 +259,19 @@ class Gateway:
             )
         return out
 
+    def _resolved(self, route: Route) -> Route:
+        """The route with its prompt references resolved now (an alias may have moved)."""
+        if not route.prompts:
+            return route
+        if self.prompts is None:
+            raise ConfigurationError(
+                f"Route {route.name!r} refers to prompts {dict(route.prompts)} but the gateway "
+                "has no prompt registry; serve it with settings (mloop gateway serve)."
+            )
+        # Cached in the registry for a second or two: a dict lookup on the hot path.
+        resolved = {dep: self.prompts.resolve(ref).template for dep, ref in route.prompts.items()}
+        return replace(route, templates={**route.templates, **resolved})
+
     def _max_cost(
         self, route: Route, body: Mapping[str, Any], completion: int
     ) -> tuple[float, int]:
@@ -289,7 +305,7 @@ class Gateway:
         stream: bool,
         caller: str | None = None,
     ) -> ChatResult | StreamResult:
-        route = self.config.route(str(body.get("model", "")))
+        route = self._resolved(self.config.route(str(body.get("model", ""))))
         budget = route.timeout_s if deadline_s is None else min(deadline_s, route.timeout_s)
         candidates = self._candidates(route, body)
         keys: list[str] = []
