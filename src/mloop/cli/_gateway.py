@@ -324,6 +324,80 @@ def prompt_diff(
         raise _fail(exc) from exc
 
 
+@gateway_app.command("eval")
+def eval_gate(
+    route: Annotated[str, typer.Option(help="The route the prompt serves.")],
+    candidate: Annotated[str, typer.Option(help="The prompt version to judge, e.g. qa@4.")],
+    cases: Annotated[Path, typer.Option(help="JSONL: input, expected and/or rubric per line.")],
+    scorer: Annotated[
+        str,
+        typer.Option(
+            help="exact, json_schema, regex, numeric[:TOL], judge:ROUTE or module:function."
+        ),
+    ] = "exact",
+    config: ConfigOption = None,
+    champion: Annotated[
+        str | None, typer.Option(help="Alias or version to compare with (default: --promote).")
+    ] = None,
+    promote: Annotated[
+        str | None, typer.Option(help="Alias to move to the candidate if the gate passes.")
+    ] = None,
+    deployment: Annotated[
+        str | None, typer.Option(help="Run the candidate on this deployment.")
+    ] = None,
+    min_mean: Annotated[float | None, typer.Option(help="Minimum mean score.")] = None,
+    min_pass_rate: Annotated[float | None, typer.Option(help="Minimum share passing.")] = None,
+    pass_at: Annotated[float, typer.Option(help="Score a case must reach to pass.")] = 1.0,
+    min_win_rate: Annotated[
+        float | None, typer.Option(help="Minimum share of cases beating the champion.")
+    ] = None,
+    max_regression: Annotated[
+        float,
+        typer.Option(help="How far below the champion the CI's lower end may go (mean score)."),
+    ] = 0.0,
+    confidence: Annotated[float, typer.Option(help="Confidence of the interval.")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Judge a prompt version against the champion; move the alias only if the gate passes.
+
+    Exits 0 when the gate passes, 1 when it fails (the reasons are printed), 2 on misuse.
+    """
+    from mloop.gateway import GatePolicy, PromptRegistry, evaluate, load_cases, load_config
+    from mloop.store import MetadataStore
+
+    policy = GatePolicy(
+        min_mean=min_mean,
+        min_pass_rate=min_pass_rate,
+        pass_at=pass_at,
+        min_win_rate=min_win_rate,
+        max_regression=max_regression,
+        confidence=confidence,
+    )
+    try:
+        settings = load_settings()
+        gateway_config = load_config(config, settings)
+        registry = PromptRegistry(MetadataStore.from_settings(settings))
+        report = asyncio.run(
+            evaluate(
+                gateway_config,
+                registry,
+                route=route,
+                candidate=candidate,
+                cases=load_cases(cases),
+                scorer=scorer,
+                policy=policy,
+                champion=champion,
+                promote=promote,
+                deployment=deployment,
+            )
+        )
+    except (MloopError, OSError) as exc:
+        raise _fail(exc if isinstance(exc, MloopError) else MloopError(str(exc))) from exc
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.explain())
+    if not report.verdict.passed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Run the gateway CLI on its own (``python -m mloop.cli._gateway``)."""
     gateway_app()

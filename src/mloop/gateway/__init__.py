@@ -15,6 +15,8 @@ from mloop.gateway._config import (
     load_config,
     parse_config,
 )
+from mloop.gateway._eval import EvalReport, evaluate
+from mloop.gateway._gate import GatePolicy, Verdict, gate_verdict
 from mloop.gateway._gateway import ChatResult, Gateway, StreamResult
 from mloop.gateway._jobs import Job, JobRunner, JobStore, SqlJobStore
 from mloop.gateway._ledger import Ledger, LedgerRow, MemoryLedger, SqlLedger
@@ -22,11 +24,23 @@ from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._prompts import PromptRegistry, PromptVersion
 from mloop.gateway._scheduler import Priority
+from mloop.gateway._scorers import (
+    Case,
+    exact_match,
+    json_schema_valid,
+    llm_judge,
+    load_cases,
+    numeric_tolerance,
+    regex_match,
+)
 
 __all__ = [
+    "Case",
     "ChatResult",
     "Client",
     "Deployment",
+    "EvalReport",
+    "GatePolicy",
     "Gateway",
     "GatewayConfig",
     "GatewayMetrics",
@@ -46,9 +60,18 @@ __all__ = [
     "SqlJobStore",
     "SqlLedger",
     "StreamResult",
+    "Verdict",
     "create_app",
     "error_body",
+    "evaluate",
+    "exact_match",
+    "gate_verdict",
+    "json_schema_valid",
     "ledger_for",
+    "llm_judge",
+    "load_cases",
     "load_config",
+    "numeric_tolerance",
     "parse_config",
+    "regex_match",
 ]

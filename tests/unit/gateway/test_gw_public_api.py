@@ -7,9 +7,12 @@ import mloop.gateway
 
 def test_public_names_are_exactly_these() -> None:
     assert mloop.gateway.__all__ == [
+        "Case",
         "ChatResult",
         "Client",
         "Deployment",
+        "EvalReport",
+        "GatePolicy",
         "Gateway",
         "GatewayConfig",
         "GatewayMetrics",
@@ -29,11 +32,20 @@ def test_public_names_are_exactly_these() -> None:
         "SqlJobStore",
         "SqlLedger",
         "StreamResult",
+        "Verdict",
         "create_app",
         "error_body",
+        "evaluate",
+        "exact_match",
+        "gate_verdict",
+        "json_schema_valid",
         "ledger_for",
+        "llm_judge",
+        "load_cases",
         "load_config",
+        "numeric_tolerance",
         "parse_config",
+        "regex_match",
     ]
     for name in mloop.gateway.__all__:
         obj = getattr(mloop.gateway, name)
