@@ -188,14 +188,15 @@ class SqlLedger:
         with self.store.write() as conn:
             self._insert_missing(conn, charges)
             for c in charges:
-                update = t.update().where(self._where(c))
-                if c.cap is not None:
-                    update = update.where(t.c.spent + t.c.reserved + c.amount <= c.cap)
-                done = conn.execute(update.values(reserved=t.c.reserved + c.amount))
-                if done.rowcount != 1:
-                    row = conn.execute(sa.select(t.c.spent, t.c.reserved).where(self._where(c)))
-                    spent, reserved = row.one()
-                    raise Exceeded(c, int(spent) + int(reserved))  # rolls the whole hold back
+                # The row lock makes the figure in a refusal the one the decision saw.
+                locked = sa.select(t.c.spent, t.c.reserved).where(self._where(c)).with_for_update()
+                spent, reserved = conn.execute(locked).one()
+                used = int(spent) + int(reserved)
+                if c.cap is not None and used + c.amount > c.cap:
+                    raise Exceeded(c, used)  # rolls the whole hold back
+                conn.execute(
+                    t.update().where(self._where(c)).values(reserved=t.c.reserved + c.amount)
+                )
 
     def _settle(self, pairs: list[tuple[Charge, int]]) -> None:
         t = gateway_spend
