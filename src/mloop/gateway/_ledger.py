@@ -2,11 +2,11 @@
 
 Three backends pass one conformance suite: ``MemoryLedger`` (one process),
 ``SqlLedger`` (SQLite or PostgreSQL, shared by replicas) and ``RedisLedger``
-(``_redis_ledger``). In SQL a reservation is one transaction of conditional
-``UPDATE … SET reserved = reserved + :a WHERE spent + reserved + :a <= :cap``:
-PostgreSQL re-checks the condition after the row lock it waits for, SQLite
-serialises writers (``BEGIN IMMEDIATE``), so concurrent requests on any number of
-replicas cannot together pass a cap. Rows are touched in one sorted order, so two
+(``_redis_ledger``). In SQL a reservation is one transaction that locks each row
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers with ``BEGIN
+IMMEDIATE``), checks ``spent + reserved + amount <= cap`` and adds the amount, so
+concurrent requests on any number of replicas cannot together pass a cap, and a
+refusal reports the figures it was decided on. Rows are touched in one sorted order, so two
 transactions never wait on each other in a cycle.
 """
 
