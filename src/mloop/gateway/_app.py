@@ -215,7 +215,7 @@ def create_app(
             await runner_box.pop("runner").aclose()
             await gw.aclose()
             if gw.spending is not None:
-                await gw.spending.ledger.aclose()
+                await gw.spending.aclose()
 
     app = FastAPI(title="mloop gateway", lifespan=lifespan)
     app.state.gateway = gw

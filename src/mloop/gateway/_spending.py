@@ -76,12 +76,17 @@ class Spending:
         *,
         clock: Clock | None = None,
         fail_open: bool = False,
+        flush_every_s: float = 1.0,
     ) -> None:
         self.limits = limits
         self.ledger = ledger
         self.metrics = metrics
         self.clock = clock or SystemClock()
         self.fail_open = fail_open
+        self.flush_every_s = flush_every_s
+        # Uncapped per-day tallies (reports only), summed here between flushes.
+        self._tallies: dict[tuple[str, str, str, int], list[Any]] = {}
+        self._flushed_at = self.clock.monotonic()
 
     async def admit(self, key_id: str, route: str, max_usd: float, max_tokens: int) -> Hold:
         """Check the route and hold the request's maximum cost; raises 403, 429 or 503."""
@@ -159,7 +164,11 @@ class Spending:
         )
 
     async def settle(self, hold: Hold) -> None:
-        """Release the hold and write the real spend (once; later calls do nothing)."""
+        """Release the hold and write the real spend (once; later calls do nothing).
+
+        Capped rows are settled now (their holds must come back); the per-day tallies
+        for reports are summed in memory and written about once every ``flush_every_s``.
+        """
         if hold.settled:
             return
         hold.settled = True
@@ -168,18 +177,44 @@ class Spending:
         for c in hold.charges:
             entry = rows.setdefault(c.row, [c, 0, actual[c.metric]])
             entry[1] += c.amount
-        for c in tally_charges(hold.key_id, hold.team, hold.route, None, hold.at):
-            rows.setdefault(c.row, [c, 0, hold.used_usd])
-        for name, usd in hold.by_deployment.items():
-            for c in tally_charges(hold.key_id, None, hold.route, name, hold.at)[-1:]:
-                rows.setdefault(c.row, [c, 0, usd])
-        merged = [
-            Charge(c.subject, c.metric, c.period, c.start, c.end, held)
-            for c, held, _ in rows.values()
+        tallies = [
+            (c, hold.used_usd)
+            for c in tally_charges(hold.key_id, hold.team, hold.route, None, hold.at)
         ]
+        for name, usd in hold.by_deployment.items():
+            tallies += [
+                (c, usd) for c in tally_charges(hold.key_id, None, hold.route, name, hold.at)[-1:]
+            ]
+        for c, used in tallies:
+            if c.row in rows:
+                continue  # a capped row of the same window: settled with it
+            entry = self._tallies.setdefault(c.row, [c, 0])
+            entry[1] += used
+        if rows:
+            merged = [
+                Charge(c.subject, c.metric, c.period, c.start, c.end, held)
+                for c, held, _ in rows.values()
+            ]
+            await self._settle(merged, [used for _, _, used in rows.values()])
+        if self.clock.monotonic() - self._flushed_at >= self.flush_every_s:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the tallies summed since the last flush."""
+        self._flushed_at = self.clock.monotonic()
+        pending, self._tallies = self._tallies, {}
+        if pending:
+            await self._settle([c for c, _ in pending.values()], [u for _, u in pending.values()])
+
+    async def aclose(self) -> None:
+        """Flush the tallies and close the ledger."""
+        await self.flush()
+        await self.ledger.aclose()
+
+    async def _settle(self, charges: list[Charge], used: list[int]) -> None:
         try:
-            await self.ledger.settle(merged, [used for _, _, used in rows.values()])
+            await self.ledger.settle(charges, used)
         except Exception as exc:
-            # The answer is already served; the hold stays until its window ends (safe side).
+            # The answer is already served; a hold stays until its window ends (safe side).
             self.metrics.ledger_errors.labels("settle").inc()
-            log.warning("spend ledger: settle failed, hold kept until its window ends: %r", exc)
+            log.warning("spend ledger: settle failed, holds kept until their window ends: %r", exc)
