@@ -234,7 +234,7 @@ def litellm_proxy(tmp: Path, provider_url: str) -> tuple[subprocess.Popen[bytes]
 
 
 def latency(tmp: Path, provider_url: str, calls: int) -> dict[str, Any]:
-    from mloop.auth import KeyStore
+    from mloop.auth import KeyStore, Limits, LimitStore
     from mloop.config import load_settings
     from mloop.store import MetadataStore
 
@@ -243,6 +243,8 @@ def latency(tmp: Path, provider_url: str, calls: int) -> dict[str, Any]:
     keyed_env = {**env, "MLOOP_GATEWAY__AUTH": "on"}
     store = MetadataStore.from_settings(load_settings(env=env, config_file=None))
     _, token = KeyStore(store).create("bench", ["gateway"])
+    budgeted, budget_token = KeyStore(store).create("bench-budget", ["gateway"])
+    LimitStore(store).set_key(budgeted.key_id, Limits(budgets_usd={"day": 1e6}))
     store.dispose()
     plain, plain_url = serve(gateway_toml(tmp, provider_url), env)
     keyed, keyed_url = serve(gateway_toml(tmp, provider_url), keyed_env)
@@ -254,7 +256,12 @@ def latency(tmp: Path, provider_url: str, calls: int) -> dict[str, Any]:
             targets = {
                 "direct": (f"{provider_url}/v1/chat/completions", {**BODY, "model": "big"}, ""),
                 "mloop_open": (f"{plain_url}/v1/chat/completions", BODY, ""),
-                "mloop_keys_ledger": (f"{keyed_url}/v1/chat/completions", BODY, token),
+                "mloop_key": (f"{keyed_url}/v1/chat/completions", BODY, token),
+                "mloop_key_with_budget": (
+                    f"{keyed_url}/v1/chat/completions",
+                    BODY,
+                    budget_token,
+                ),
             }
             if peer is not None:
                 targets["litellm"] = (f"{peer[1]}/v1/chat/completions", BODY, LITELLM_KEY)
@@ -273,7 +280,7 @@ def latency(tmp: Path, provider_url: str, calls: int) -> dict[str, Any]:
             for name in samples:
                 out[name]["added_p50_ms"] = round(out[name]["p50_ms"] - direct, 3)
             if "litellm" in out:
-                for mine in ("mloop_open", "mloop_keys_ledger"):
+                for mine in ("mloop_open", "mloop_key", "mloop_key_with_budget"):
                     out[f"litellm_added_over_{mine}_added"] = round(
                         out["litellm"]["added_p50_ms"] / max(out[mine]["added_p50_ms"], 1e-9), 2
                     )
