@@ -190,7 +190,11 @@ class JobRunner:
             id=f"job_{uuid.uuid4().hex}",
             status="queued",
             priority=priority,
-            request=request if caller is None else {**request, _CALLER: caller},
+            # A client cannot name the key a job bills to: only the verified caller can.
+            request={
+                **{k: v for k, v in request.items() if k != _CALLER},
+                **({} if caller is None else {_CALLER: caller}),
+            },
             result=None,
             error=None,
             webhook_url=webhook_url,

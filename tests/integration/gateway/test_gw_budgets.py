@@ -386,3 +386,30 @@ def test_rpm_cap_refuses_past_the_minute_and_metrics_show_spend(tmp_path: Path) 
         in metrics
     )
     store.dispose()
+
+
+def test_async_jobs_bill_the_key_that_submitted_them(tmp_path: Path) -> None:
+    settings = load_settings(env={}, config_file=None, home=tmp_path / "home")
+    key_id, token = team_key(settings, Limits(budgets_usd={"day": 10.0}))
+    headers = {"authorization": f"Bearer {token}"}
+
+    async def scenario() -> tuple[str, list[Any]]:
+        async with replicas(settings, config(), n=1) as (clients, apps):
+            http = clients[0]
+            request = {**body(), "x_mloop_key_id": "someone-else"}  # ignored
+            job = (await http.post("/v1/jobs", json={"request": request}, headers=headers)).json()
+            status = job["status"]
+            for _ in range(500):  # the job runs in the app's own task
+                status = (await http.get(f"/v1/jobs/{job['id']}", headers=headers)).json()
+                if status["status"] in ("succeeded", "failed"):
+                    break
+                await asyncio.sleep(0.01)
+            await apps[0].state.gateway.spending.flush()
+            rows = await apps[0].state.gateway.spending.ledger.rows(period="day")
+            return status["status"], rows
+
+    status, rows = asyncio.run(scenario())
+    assert status == "succeeded"
+    spent = {r.subject: r.spent for r in rows if r.metric == "usd"}
+    assert spent[f"key:{key_id}"] > 0
+    assert "key:someone-else" not in spent
