@@ -173,6 +173,7 @@ def create_app(
                 ledger or ledger_for(config, metadata),
                 gw.metrics,
                 fail_open=config.budget_fail_open,
+                hold_ttl_s=config.budget_hold_ttl_s,
             )
     if gw.prompts is None and any(r.prompts for r in config.routes.values()):
         if settings is None:

@@ -143,6 +143,7 @@ class GatewayConfig:
     # "memory": this process only) and whether to serve when that ledger is down.
     budget_ledger: str = "sql"
     budget_fail_open: bool = False
+    budget_hold_ttl_s: float = 3600.0  # a hold older than this is released (its replica died)
     # [cache]: exact response cache ("" off, "memory" or "redis"), entry TTL and size.
     cache_backend: str = ""
     cache_ttl_s: float = 3600.0
@@ -358,7 +359,13 @@ def parse_config(data: Mapping[str, Any], base_dir: str | Path = ".") -> Gateway
             f"[cache] backend={cache_backend!r} must be 'memory' (this replica), 'redis' "
             "(shared by replicas) or 'off'."
         )
+    hold_ttl = _num(budgets, "hold_ttl_s", 3600.0, "[budgets]")
+    if hold_ttl < 60:
+        raise ConfigurationError(
+            f"[budgets] hold_ttl_s={hold_ttl} must be >= 60 and longer than any request runs."
+        )
     return GatewayConfig(
+        budget_hold_ttl_s=hold_ttl,
         cache_backend="" if cache_backend == "off" else cache_backend,
         cache_ttl_s=_num(cache, "ttl_s", 3600.0, "[cache]") or 3600.0,
         cache_max_entries=max(1, int(_num(cache, "max_entries", 10_000, "[cache]"))),

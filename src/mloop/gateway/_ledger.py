@@ -6,8 +6,12 @@ Three backends pass one conformance suite: ``MemoryLedger`` (one process),
 (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers with ``BEGIN
 IMMEDIATE``), checks ``spent + reserved + amount <= cap`` and adds the amount, so
 concurrent requests on any number of replicas cannot together pass a cap, and a
-refusal reports the figures it was decided on. Rows are touched in one sorted order, so two
-transactions never wait on each other in a cycle.
+refusal reports the figures it was decided on. Rows are touched in one sorted order, so
+two transactions never wait on each other in a cycle.
+
+Each reservation is recorded as a hold with an expiry; settling deletes the hold and
+releases it, and ``sweep`` releases holds whose replica died before settling (a hold
+is released exactly once: whoever deletes its record releases it).
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from sqlalchemy.engine import Connection
 from mloop.gateway._budget import Charge
 from mloop.store import MetadataStore
 
-__all__ = ["Exceeded", "Ledger", "LedgerRow", "MemoryLedger", "SqlLedger", "gateway_spend"]
+__all__ = [
+    "Exceeded",
+    "Ledger",
+    "LedgerRow",
+    "MemoryLedger",
+    "SqlLedger",
+    "gateway_holds",
+    "gateway_spend",
+]
 
 gateway_spend = sa.Table(
     "gateway_spend",
@@ -36,6 +48,14 @@ gateway_spend = sa.Table(
     sa.Column("window_end", sa.BigInteger, nullable=False),
     sa.Column("spent", sa.BigInteger, nullable=False),
     sa.Column("reserved", sa.BigInteger, nullable=False),
+)
+
+gateway_holds = sa.Table(
+    "gateway_holds",
+    sa.MetaData(),
+    sa.Column("hold_id", sa.String(40), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    sa.Column("charges", sa.JSON, nullable=False),  # [[subject, metric, period, start, amount]]
 )
 
 _PRUNE_MINUTE_ROWS_AFTER_S = 3600
@@ -66,12 +86,19 @@ class Exceeded(Exception):
 class Ledger(Protocol):
     """Where reservations and spend live."""
 
-    async def reserve(self, charges: Sequence[Charge]) -> None:
-        """Hold every charge, or none and raise ``Exceeded`` for the first that does not fit."""
+    async def reserve(self, charges: Sequence[Charge], hold_id: str, expires_at: float) -> None:
+        """Hold every charge as hold ``hold_id``, or none and raise ``Exceeded`` for the first
+        that does not fit; a hold not settled by ``expires_at`` is released by ``sweep``."""
         ...
 
-    async def settle(self, charges: Sequence[Charge], actual: Sequence[int]) -> None:
-        """Release each charge's held amount and add what was really used."""
+    async def settle(
+        self, hold_ids: Sequence[str], charges: Sequence[Charge], used: Sequence[int]
+    ) -> None:
+        """Release the holds still open (each once) and add ``used`` to each charge's row."""
+        ...
+
+    async def sweep(self, now: float) -> int:
+        """Release holds that expired (their replica died); returns how many."""
         ...
 
     async def rows(self, period: str | None = None, at: float | None = None) -> list[LedgerRow]:
@@ -92,9 +119,10 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str, str, int], list[int]] = {}  # [end, spent, reserved]
+        self._holds: dict[str, tuple[float, list[Charge]]] = {}
         self._lock = threading.Lock()
 
-    async def reserve(self, charges: Sequence[Charge]) -> None:
+    async def reserve(self, charges: Sequence[Charge], hold_id: str, expires_at: float) -> None:
         with self._lock:
             for c in _ordered(charges):
                 row = self._rows.get(c.row, [c.end, 0, 0])
@@ -102,13 +130,28 @@ class MemoryLedger:
                     raise Exceeded(c, row[1] + row[2])
             for c in charges:
                 self._rows.setdefault(c.row, [c.end, 0, 0])[2] += c.amount
+            self._holds[hold_id] = (expires_at, list(charges))
 
-    async def settle(self, charges: Sequence[Charge], actual: Sequence[int]) -> None:
+    async def settle(
+        self, hold_ids: Sequence[str], charges: Sequence[Charge], used: Sequence[int]
+    ) -> None:
         with self._lock:
-            for c, used in zip(charges, actual, strict=True):
-                row = self._rows.setdefault(c.row, [c.end, 0, 0])
-                row[1] += used
-                row[2] -= c.amount
+            for hold_id in hold_ids:
+                self._release(hold_id)
+            for c, amount in zip(charges, used, strict=True):
+                self._rows.setdefault(c.row, [c.end, 0, 0])[1] += amount
+
+    async def sweep(self, now: float) -> int:
+        with self._lock:
+            expired = [h for h, (expires, _) in self._holds.items() if expires < now]
+            for hold_id in expired:
+                self._release(hold_id)
+        return len(expired)
+
+    def _release(self, hold_id: str) -> None:
+        _, charges = self._holds.pop(hold_id, (0.0, []))
+        for c in charges:
+            self._rows[c.row][2] -= c.amount
 
     async def rows(self, period: str | None = None, at: float | None = None) -> list[LedgerRow]:
         with self._lock:
@@ -135,14 +178,19 @@ class SqlLedger:
         self.store = store
         self._pruned_at = float("-inf")
 
-    async def reserve(self, charges: Sequence[Charge]) -> None:
+    async def reserve(self, charges: Sequence[Charge], hold_id: str, expires_at: float) -> None:
         if charges:
-            await asyncio.to_thread(self._reserve, _ordered(charges))
+            await asyncio.to_thread(self._reserve, _ordered(charges), hold_id, expires_at)
 
-    async def settle(self, charges: Sequence[Charge], actual: Sequence[int]) -> None:
-        pairs = sorted(zip(charges, actual, strict=True), key=lambda p: p[0].row)
-        if pairs:
-            await asyncio.to_thread(self._settle, pairs)
+    async def settle(
+        self, hold_ids: Sequence[str], charges: Sequence[Charge], used: Sequence[int]
+    ) -> None:
+        pairs = sorted(zip(charges, used, strict=True), key=lambda p: p[0].row)
+        if pairs or hold_ids:
+            await asyncio.to_thread(self._settle, list(hold_ids), pairs)
+
+    async def sweep(self, now: float) -> int:
+        return await asyncio.to_thread(self._sweep, now)
 
     async def rows(self, period: str | None = None, at: float | None = None) -> list[LedgerRow]:
         return await asyncio.to_thread(self._rows, period, at)
@@ -183,7 +231,7 @@ class SqlLedger:
             t.c.window_start == c.start,
         )
 
-    def _reserve(self, charges: list[Charge]) -> None:
+    def _reserve(self, charges: list[Charge], hold_id: str, expires_at: float) -> None:
         t = gateway_spend
         with self.store.write() as conn:
             self._insert_missing(conn, charges)
@@ -197,17 +245,48 @@ class SqlLedger:
                 conn.execute(
                     t.update().where(self._where(c)).values(reserved=t.c.reserved + c.amount)
                 )
+            record = [[c.subject, c.metric, c.period, c.start, c.amount] for c in charges]
+            conn.execute(
+                gateway_holds.insert().values(
+                    hold_id=hold_id, expires_at=expires_at, charges=record
+                )
+            )
 
-    def _settle(self, pairs: list[tuple[Charge, int]]) -> None:
+    def _release(self, conn: Connection, hold_ids: Sequence[str]) -> None:
+        """Release the holds that are still open; a hold deleted here is released once."""
+        h, t = gateway_holds, gateway_spend
+        releases: dict[tuple[str, str, str, int], int] = {}
+        for hold_id in sorted(hold_ids):
+            row = conn.execute(
+                sa.select(h.c.charges).where(h.c.hold_id == hold_id).with_for_update()
+            ).first()
+            if row is None:
+                continue  # settled already, or released by a sweep
+            conn.execute(h.delete().where(h.c.hold_id == hold_id))
+            for subject, metric, period, start, amount in row.charges:
+                key = (subject, metric, period, int(start))
+                releases[key] = releases.get(key, 0) + int(amount)
+        for (subject, metric, period, start), amount in sorted(releases.items()):
+            conn.execute(
+                t.update()
+                .where(
+                    t.c.subject == subject,
+                    t.c.metric == metric,
+                    t.c.period == period,
+                    t.c.window_start == start,
+                )
+                .values(reserved=t.c.reserved - amount)
+            )
+
+    def _settle(self, hold_ids: list[str], pairs: list[tuple[Charge, int]]) -> None:
         t = gateway_spend
         with self.store.write() as conn:
+            self._release(conn, hold_ids)
             self._insert_missing(conn, [c for c, _ in pairs])
             for c, used in pairs:
-                conn.execute(
-                    t.update()
-                    .where(self._where(c))
-                    .values(spent=t.c.spent + used, reserved=t.c.reserved - c.amount)
-                )
+                conn.execute(t.update().where(self._where(c)).values(spent=t.c.spent + used))
+            if not pairs:
+                return
             now = max(c.start for c, _ in pairs)  # the newest window began about now
             if now - self._pruned_at > _PRUNE_MINUTE_ROWS_AFTER_S:
                 # RPM/TPM rows matter for one minute; keep an hour of them for inspection.
@@ -218,6 +297,16 @@ class SqlLedger:
                         t.c.window_end < now - _PRUNE_MINUTE_ROWS_AFTER_S,
                     )
                 )
+
+    def _sweep(self, now: float) -> int:
+        h = gateway_holds
+        with self.store.write() as conn:
+            expired = conn.execute(
+                sa.select(h.c.hold_id).where(h.c.expires_at < now).limit(500)
+            ).scalars()
+            ids = list(expired)
+            self._release(conn, ids)
+        return len(ids)
 
     def _rows(self, period: str | None, at: float | None) -> list[LedgerRow]:
         t = gateway_spend

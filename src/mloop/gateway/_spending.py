@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,8 @@ from mloop.gateway._metrics import GatewayMetrics
 __all__ = ["Hold", "LimitSource", "Spending"]
 
 log = logging.getLogger(__name__)
+
+_SWEEP_EVERY_S = 60.0
 
 
 class LimitSource(Protocol):
@@ -53,6 +56,7 @@ class Hold:
     used_usd: int = 0
     used_tokens: int = 0
     by_deployment: dict[str, int] = field(default_factory=dict)
+    hold_ids: list[str] = field(default_factory=list)
     settled: bool = False
 
     @property
@@ -77,6 +81,7 @@ class Spending:
         clock: Clock | None = None,
         fail_open: bool = False,
         flush_every_s: float = 1.0,
+        hold_ttl_s: float = 3600.0,
     ) -> None:
         self.limits = limits
         self.ledger = ledger
@@ -84,6 +89,10 @@ class Spending:
         self.clock = clock or SystemClock()
         self.fail_open = fail_open
         self.flush_every_s = flush_every_s
+        # Longer than any request may run (deadlines stop at one hour): a hold older than
+        # this belongs to a replica that died, and the sweep gives it back.
+        self.hold_ttl_s = hold_ttl_s
+        self._swept_at = float("-inf")
         # Uncapped per-day tallies (reports only), summed here between flushes.
         self._tallies: dict[tuple[str, str, str, int], list[Any]] = {}
         self._flushed_at = self.clock.monotonic()
@@ -121,8 +130,9 @@ class Spending:
         charges = charges_for(hold.limits, hold.max_usd, hold.max_tokens, now)
         if not charges:
             return
+        hold_id = secrets.token_hex(12)
         try:
-            await self.ledger.reserve(charges)
+            await self.ledger.reserve(charges, hold_id, self.clock.now() + self.hold_ttl_s)
         except Exceeded as exc:
             self.metrics.budget_refusals.labels(
                 exc.charge.subject, f"{exc.charge.metric}/{exc.charge.period}"
@@ -134,6 +144,7 @@ class Spending:
             self._unreachable("reserve", exc, hold.key_id, hold.route, now, 0, 0)
             return
         hold.charges.extend(charges)
+        hold.hold_ids.append(hold_id)
         hold.held_usd += hold.max_usd
 
     def _unreachable(
@@ -172,11 +183,10 @@ class Spending:
         if hold.settled:
             return
         hold.settled = True
-        rows: dict[tuple[str, str, str, int], list[Any]] = {}  # row -> [charge, held, used]
         actual = {"usd": hold.used_usd, "tokens": hold.used_tokens, "requests": 1}
+        capped: dict[tuple[str, str, str, int], tuple[Charge, int]] = {}
         for c in hold.charges:
-            entry = rows.setdefault(c.row, [c, 0, actual[c.metric]])
-            entry[1] += c.amount
+            capped.setdefault(c.row, (c, actual[c.metric]))
         tallies = [
             (c, hold.used_usd)
             for c in tally_charges(hold.key_id, hold.team, hold.route, None, hold.at)
@@ -186,34 +196,48 @@ class Spending:
                 (c, usd) for c in tally_charges(hold.key_id, None, hold.route, name, hold.at)[-1:]
             ]
         for c, used in tallies:
-            if c.row in rows:
+            if c.row in capped:
                 continue  # a capped row of the same window: settled with it
             entry = self._tallies.setdefault(c.row, [c, 0])
             entry[1] += used
-        if rows:
-            merged = [
-                Charge(c.subject, c.metric, c.period, c.start, c.end, held)
-                for c, held, _ in rows.values()
-            ]
-            await self._settle(merged, [used for _, _, used in rows.values()])
-        if self.clock.monotonic() - self._flushed_at >= self.flush_every_s:
+        if capped:
+            await self._settle(
+                hold.hold_ids, [c for c, _ in capped.values()], [u for _, u in capped.values()]
+            )
+        now = self.clock.monotonic()
+        if now - self._flushed_at >= self.flush_every_s:
             await self.flush()
+        if now - self._swept_at >= _SWEEP_EVERY_S:
+            self._swept_at = now
+            await self._sweep()
 
     async def flush(self) -> None:
         """Write the tallies summed since the last flush."""
         self._flushed_at = self.clock.monotonic()
         pending, self._tallies = self._tallies, {}
         if pending:
-            await self._settle([c for c, _ in pending.values()], [u for _, u in pending.values()])
+            await self._settle(
+                [], [c for c, _ in pending.values()], [u for _, u in pending.values()]
+            )
 
     async def aclose(self) -> None:
         """Flush the tallies and close the ledger."""
         await self.flush()
         await self.ledger.aclose()
 
-    async def _settle(self, charges: list[Charge], used: list[int]) -> None:
+    async def _sweep(self) -> None:
         try:
-            await self.ledger.settle(charges, used)
+            released = await self.ledger.sweep(self.clock.now())
+        except Exception as exc:
+            self.metrics.ledger_errors.labels("sweep").inc()
+            log.warning("spend ledger: sweep failed: %r", exc)
+            return
+        if released:
+            log.warning("spend ledger: released %d holds left by replicas that stopped", released)
+
+    async def _settle(self, hold_ids: list[str], charges: list[Charge], used: list[int]) -> None:
+        try:
+            await self.ledger.settle(hold_ids, charges, used)
         except Exception as exc:
             # The answer is already served; a hold stays until its window ends (safe side).
             self.metrics.ledger_errors.labels("settle").inc()

@@ -203,7 +203,7 @@ def test_ledger_down_fails_closed_or_open_as_configured(tmp_path: Path) -> None:
     _, token = team_key(settings, Limits(budgets_usd={"day": 1.0}))
 
     class Down(MemoryLedger):
-        async def reserve(self, charges: Any) -> None:
+        async def reserve(self, charges: Any, hold_id: str, expires_at: float) -> None:
             raise ConnectionError("ledger host unreachable")
 
     async def one(fail_open: bool) -> httpx.Response:
@@ -254,6 +254,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
 
 
 NOW = time.time()  # Redis expires rows a day after their window ends: a window of now
+LATER = NOW + 3600
 
 
 def charge(amount: int, cap: int | None, subject: str = "key:k") -> Charge:
@@ -263,14 +264,15 @@ def charge(amount: int, cap: int | None, subject: str = "key:k") -> Charge:
 
 def test_ledger_holds_all_or_nothing_and_settles_the_real_amount(ledger: Ledger) -> None:
     async def scenario() -> tuple[list[Any], int]:
-        await ledger.reserve([charge(60, 100), charge(60, None, "route:r")])
+        await ledger.reserve([charge(60, 100), charge(60, None, "route:r")], "h1", LATER)
         try:
-            await ledger.reserve([charge(10, 1000, "team:t"), charge(50, 100)])
+            await ledger.reserve([charge(10, 1000, "team:t"), charge(50, 100)], "h2", LATER)
         except Exceeded as exc:
             used = exc.used
         # The team's row was not held either: all or nothing.
-        await ledger.settle([charge(60, 100), charge(60, None, "route:r")], [25, 25])
-        await ledger.reserve([charge(75, 100)])  # 25 spent + 75 fits exactly
+        await ledger.settle(["h1"], [charge(0, 100), charge(0, None, "route:r")], [25, 25])
+        await ledger.settle(["h1"], [], [])  # settled already: released once, not twice
+        await ledger.reserve([charge(75, 100)], "h3", LATER)  # 25 spent + 75 fits exactly
         rows = await ledger.rows(period="day", at=NOW)
         await ledger.aclose()
         return rows, used
@@ -287,7 +289,8 @@ def test_ledger_never_passes_a_cap_under_64_concurrent_reservations(ledger: Ledg
     async def scenario() -> tuple[int, int]:
         async def one() -> bool:
             try:
-                await ledger.reserve([charge(7, 100), charge(7, 1000, "team:t")])
+                hold = uuid.uuid4().hex
+                await ledger.reserve([charge(7, 100), charge(7, 1000, "team:t")], hold, LATER)
                 return True
             except Exceeded:
                 return False
@@ -299,6 +302,24 @@ def test_ledger_never_passes_a_cap_under_64_concurrent_reservations(ledger: Ledg
 
     held, reserved = asyncio.run(scenario())
     assert held == 14 and reserved == 98  # 14 x 7 <= 100 < 15 x 7
+
+
+def test_holds_of_a_replica_that_died_are_released_once_by_a_sweep(ledger: Ledger) -> None:
+    async def scenario() -> tuple[int, int, list[Any]]:
+        await ledger.reserve([charge(40, 100)], "dead", NOW + 10)  # never settled
+        await ledger.reserve([charge(30, 100)], "alive", NOW + 3600)
+        early = await ledger.sweep(NOW + 5)
+        released = await ledger.sweep(NOW + 11)
+        await ledger.settle(["dead"], [charge(0, 100)], [12])  # a late settle: spend only
+        await ledger.sweep(NOW + 20)
+        rows = await ledger.rows(period="day")
+        await ledger.aclose()
+        return early, released, rows
+
+    early, released, rows = asyncio.run(scenario())
+    assert (early, released) == (0, 1)
+    row = next(r for r in rows if r.subject == "key:k")
+    assert (row.spent, row.reserved) == (12, 30)  # only the live hold is still held
 
 
 def test_cli_sets_limits_and_teams_and_reports_spend(

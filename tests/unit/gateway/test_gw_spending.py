@@ -22,9 +22,11 @@ class CountingLedger(MemoryLedger):
         super().__init__()
         self.settles = 0
 
-    async def settle(self, charges: Sequence[Charge], actual: Sequence[int]) -> None:
+    async def settle(
+        self, hold_ids: Sequence[str], charges: Sequence[Charge], used: Sequence[int]
+    ) -> None:
         self.settles += 1
-        await super().settle(charges, actual)
+        await super().settle(hold_ids, charges, used)
 
 
 class Limited:

@@ -1,4 +1,5 @@
-"""Gateway tables: limits of keys and teams (routes, RPM/TPM, USD budgets), the spend ledger."""
+"""Gateway tables: limits of keys and teams (routes, RPM/TPM, USD budgets), the spend ledger
+and its open holds."""
 
 from __future__ import annotations
 
@@ -34,8 +35,15 @@ def upgrade() -> None:
         sa.Column("reserved", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_gateway_spend_window_end", "gateway_spend", ["window_end"])
+    op.create_table(
+        "gateway_holds",
+        sa.Column("hold_id", sa.String(40), primary_key=True),
+        sa.Column("expires_at", sa.Float, nullable=False, index=True),
+        sa.Column("charges", sa.JSON, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("gateway_holds")
     op.drop_table("gateway_spend")
     op.drop_table("gateway_limits")
