@@ -59,3 +59,26 @@ def test_unbudgeted_keys_cost_no_ledger_write_per_request_and_tallies_add_up() -
     by_subject = {r.subject: r.spent for r in rows}
     assert by_subject["route:smart"] == by_subject["key:free"] + by_subject["key:paid"]
     assert by_subject["deployment:big"] == by_subject["route:smart"] > 0
+
+
+def test_a_budgeted_stream_settles_on_the_providers_own_usage() -> None:
+    provider = MockProvider({"big": MockModel()})
+    config = make_config([{"name": "big", "input_cost_per_1k": 1.0, "output_cost_per_1k": 2.0}])
+    gw = Gateway(config, transport=httpx.ASGITransport(app=provider.app), env={})
+    ledger = MemoryLedger()
+    gw.spending = Spending(Limited(), ledger, gw.metrics)
+
+    async def scenario() -> tuple[dict[str, int], list[Any]]:
+        started = await gw.stream(chat(max_tokens=30), caller="paid")
+        usage: dict[str, int] = {}
+        async for chunk in started.chunks:
+            usage = chunk.get("usage") or usage
+        rows = await ledger.rows(period="day")
+        await gw.aclose()
+        return usage, rows
+
+    usage, rows = asyncio.run(scenario())
+    assert usage  # the gateway asked the provider for it (stream_options.include_usage)
+    cost = (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1000
+    key = next(r for r in rows if r.subject == "key:paid" and r.metric == "usd")
+    assert key.spent == round(cost * 1_000_000) and key.reserved == 0
