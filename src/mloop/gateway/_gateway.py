@@ -310,6 +310,8 @@ class Gateway:
         candidates = self._candidates(route, body)
         keys: list[str] = []
         if self.cache is not None and not stream and _wants_cache(body):
+            if self.spending is not None and caller is not None:
+                await self.spending.check_route(caller, route.name)  # even for a hit
             keys = [
                 cache_key(route.name, d, route.template_for(d).version, caller or "", body)
                 for d in route.chain
@@ -320,12 +322,12 @@ class Gateway:
         if "cache" in body:
             body = {k: v for k, v in body.items() if k != "cache"}  # not a provider field
         hold, body = await self._admit(route, body, caller)
-        ticket = self.scheduler.ticket(candidates, priority, budget)
-        ticket.completion_tokens = self._completion_tokens(body)
-        ticket.hold = hold
         outcome = "error"
         settle_now = True
         try:
+            ticket = self.scheduler.ticket(candidates, priority, budget)
+            ticket.completion_tokens = self._completion_tokens(body)
+            ticket.hold = hold
             if deadline_s is not None:
                 self.scheduler.check_deadline(ticket)
             result = await self._attempts(route, body, ticket, priority, stream)

@@ -69,6 +69,19 @@ class Hold:
         )
 
 
+def _check_route(limits: KeyLimits, route: str) -> None:
+    for who, lim in (
+        (f"key {limits.key_id!r}", limits.limits),
+        (f"team {limits.team!r}", limits.team_limits),
+    ):
+        if lim is not None and not lim.allows(route):
+            raise Forbidden(
+                f"The {who} may call the routes {list(lim.routes)}, not {route!r}. Ask the "
+                "operator to allow it (mloop gateway limit / mloop gateway team --route).",
+                param="model",
+            )
+
+
 class Spending:
     """Applies keys' routes, RPM/TPM caps and USD budgets through a shared ledger."""
 
@@ -108,18 +121,19 @@ class Spending:
         hold = Hold(key_id, team, route, now, micro_usd(max_usd), max_tokens, limits)
         if limits is None:
             return hold
-        for who, lim in (
-            (f"key {key_id!r}", limits.limits),
-            (f"team {team!r}", limits.team_limits),
-        ):
-            if lim is not None and not lim.allows(route):
-                raise Forbidden(
-                    f"The {who} may call the routes {list(lim.routes)}, not {route!r}. Ask the "
-                    "operator to allow it (mloop gateway limit / mloop gateway team --route).",
-                    param="model",
-                )
+        _check_route(limits, route)
         await self._reserve(hold, now)
         return hold
+
+    async def check_route(self, key_id: str, route: str) -> None:
+        """Raise ``Forbidden`` unless the key (and its team) may call ``route``."""
+        try:
+            limits = await asyncio.to_thread(self.limits.for_key, key_id)
+        except Exception as exc:
+            self._unreachable("read limits", exc, key_id, route, 0.0, 0, 0)
+            return
+        if limits is not None:
+            _check_route(limits, route)
 
     async def top_up(self, hold: Hold) -> None:
         """Hold one more full attempt (a charged answer failed the route's schema)."""

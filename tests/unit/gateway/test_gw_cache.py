@@ -13,7 +13,7 @@ from gw_helpers import chat, make_config
 
 from mloop._clock import ManualClock
 from mloop.auth import KeyLimits, Limits
-from mloop.errors import InvalidInput, Overloaded
+from mloop.errors import Forbidden, InvalidInput, Overloaded
 from mloop.gateway import Gateway, MemoryLedger
 from mloop.gateway._cache import MemoryCache, cache_key, cacheable
 from mloop.gateway._spending import Spending
@@ -132,3 +132,26 @@ def test_cache_flag_must_be_a_boolean_and_never_reaches_the_provider() -> None:
 
     asyncio.run(scenario())
     assert len(seen) == 1 and "cache" not in seen[0]
+
+
+def test_a_key_that_lost_a_route_gets_no_cached_answer_from_it() -> None:
+    gw, provider, clock = setup()
+
+    class Switchable:
+        routes: tuple[str, ...] = ()
+
+        def for_key(self, key_id: str) -> KeyLimits:
+            return KeyLimits(key_id, Limits(routes=self.routes))
+
+    limits = Switchable()
+    gw.spending = Spending(limits, MemoryLedger(), gw.metrics, clock=clock)
+
+    async def scenario() -> None:
+        await gw.chat(chat(temperature=0), caller="k1")
+        limits.routes = ("other",)
+        with pytest.raises(Forbidden, match="routes \\['other'\\]"):
+            await gw.chat(chat(temperature=0), caller="k1")
+        await gw.aclose()
+
+    asyncio.run(scenario())
+    assert calls(provider) == 1
