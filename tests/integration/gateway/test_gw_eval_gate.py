@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from mloop.gateway import (
+    Case,
     GatePolicy,
     PromptRegistry,
     evaluate,
@@ -175,3 +176,33 @@ def test_cli_eval_prints_why_and_exits_1_when_the_gate_fails(
     assert json.loads(listing.output)["aliases"] == {"production": 2}
     diff = cli.invoke(gateway_app, ["prompt", "diff", "qa-prompt", "1", "2"])
     assert '-  "deployment": "small"' in diff.output
+
+
+def test_an_llm_judge_scores_through_the_gateway_itself(tmp_path: Path) -> None:
+    registry = PromptRegistry(MetadataStore(f"sqlite:///{tmp_path / 'm.db'}"))
+    registry.create("qa-prompt", {"system": "Answer with a city."}, deployment="big")
+    data = config_data()
+    data["deployments"].append({"name": "grader", "base_url": "http://mock/v1", "model": "grader"})
+    data["routes"]["judge"] = {"chain": ["grader"]}
+    mock = MockProvider(
+        {"big": MockModel(content="Paris"), "small": MockModel(), "grader": MockModel(content="8")}
+    )
+    cases = [Case("Capital of France?", rubric="names Paris")] * 3
+    report = asyncio.run(
+        evaluate(
+            parse_config(data),
+            registry,
+            route="qa",
+            candidate="qa-prompt@1",
+            cases=cases,
+            scorer="judge:judge",
+            policy=GatePolicy(min_mean=0.7),
+            promote="production",
+            transport=httpx.ASGITransport(app=mock.app),
+            env={},
+        )
+    )
+    assert report.candidate_scores == (0.8, 0.8, 0.8)
+    assert report.verdict.passed and report.promoted and report.champion is None
+    assert mock.stats["grader"].calls == 3
+    assert registry.aliases("qa-prompt") == {"production": 1}
