@@ -152,7 +152,7 @@ class BudgetExceeded(Overloaded):
             f"request may need up to {need:g}. It resets at {resets}"
             + (
                 "; ask for fewer max_tokens, or ask the operator to raise it "
-                "(mloop gateway limits)."
+                "(mloop gateway limit or mloop gateway team)."
                 if charge.metric == "usd"
                 else "."
             ),
