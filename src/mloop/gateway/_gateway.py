@@ -528,10 +528,14 @@ class Gateway:
             finally:
                 await response.aclose()
                 self._http[dep.name].done(shard)
-                if not usage:
+                if not usage:  # the provider did not count: our estimates stand in
                     prompt = next(c.tokens for c in ticket.candidates if c.deployment == dep.name)
                     completion = text_tokens("".join(text))
-                    usage = {"completion_tokens": completion, "total_tokens": prompt + completion}
+                    usage = {
+                        "prompt_tokens": max(0, prompt - ticket.completion_tokens),
+                        "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                    }
                 await release(int(usage.get("total_tokens", 0)) or None, response.headers, 200)
                 self._account(dep, ticket, usage)
                 if ticket.hold is not None and self.spending is not None:
