@@ -12,6 +12,7 @@ import click
 import typer
 
 from mloop.cli._context import CliState
+from mloop.cli._contract import contract_app
 from mloop.cli._demo import demo
 from mloop.cli._gateway import gateway_app
 from mloop.cli._models import alias_app, models_app, predict, register
@@ -100,6 +101,7 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(runs_app, name="runs")
 app.command("retrain")(retrain)
+app.add_typer(contract_app, name="contract")
 
 _EXIT_CODES = {"user_fixable": 2, "operator_fixable": 3, "retryable": 4, "fatal": 1}
 
