@@ -55,8 +55,11 @@ def measure_speed(
 ) -> Speed:
     """Median latency over ``calls`` one-row calls and ``calls // 4`` batches of 64.
 
-    Rows are validated once up front, so only the model's predict is timed.
+    Rows are validated once up front, so only the model's predict is timed, with
+    OpenMP/BLAS held to one thread as in serving workers (``serving._server``).
     """
+    from threadpoolctl import threadpool_limits
+
     if 0 < len(rows) < BATCH:
         rows = pd.concat([rows] * (BATCH // len(rows) + 1), ignore_index=True)
     frame, _ = schema.coerce(rows)
@@ -68,11 +71,13 @@ def measure_speed(
     n = len(rows)
     one = [data[i % n : i % n + 1] for i in range(calls)]
     batches = [_rows(data, (i * BATCH) % max(1, n - BATCH), BATCH) for i in range(calls // 4)]
-    predict(one[0])  # warm-up: first-call allocations are not what serving pays
-    predict(batches[0])
-    return Speed(
-        one_row_ms=_median_ms(predict, one, clock), batch_ms=_median_ms(predict, batches, clock)
-    )
+    with threadpool_limits(limits=1):
+        predict(one[0])  # warm-up: first-call allocations are not what serving pays
+        predict(batches[0])
+        return Speed(
+            one_row_ms=_median_ms(predict, one, clock),
+            batch_ms=_median_ms(predict, batches, clock),
+        )
 
 
 def _rows(data: Any, start: int, size: int) -> Any:

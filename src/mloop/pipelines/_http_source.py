@@ -4,7 +4,9 @@ Pagination follows one of three conventions: a page number (``page``), a cursor 
 body hands back (``cursor``), or a next-page URL in the body or the ``Link`` header
 (``next``). Requests are spaced to at most ``rate_per_s``; a 429, a 5xx or a network
 error is retried with exponential backoff, honouring ``Retry-After``. Time and sleeping
-are injected, so tests never wait.
+are injected, so tests never wait. The pacing and retry loop is our own (~40 lines)
+rather than a retry library's: it has to share one clock with the rate limit and read
+the server's ``Retry-After``, and FACTS.md measured generic jittered retries wasting calls.
 """
 
 from __future__ import annotations

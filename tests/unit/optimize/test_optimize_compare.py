@@ -108,3 +108,21 @@ def test_a_different_label_on_an_exact_tie_counts_as_agreeing() -> None:
     assert agreement.label_agreement == 1.0 and agreement.tied_rows == 1
     near = classified(["no", "yes"], [0.4999, 0.9])  # not a tie: a real flip
     assert compare_predictions(near, candidate, np.zeros(2, dtype=bool)).label_agreement == 0.5
+
+
+def test_speed_is_read_from_the_injected_clock() -> None:
+    from mloop.optimize import measure_speed
+
+    class Constant:
+        task = "regression"
+        classes = ()
+
+        def predict(self, frame: pd.DataFrame) -> Predictions:
+            return Predictions(task="regression", values=np.zeros(len(frame)))
+
+    ticks = iter(np.arange(0, 10_000) / 1024)  # each reading 1/1024 s after the last (exact)
+    schema = Schema((Column("x", "float"), Column("k", "string")))
+    rows = pd.DataFrame({"x": [1.0, 2.0, 3.0], "k": ["a", "b", "c"]})
+    speed = measure_speed(Constant(), schema, rows, calls=8, clock=lambda: float(next(ticks)))
+    assert speed.one_row_ms == speed.batch_ms == 1000 / 1024
+    assert speed.batch_rows_per_s == 64 * 1024
