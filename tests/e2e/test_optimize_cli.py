@@ -71,3 +71,23 @@ def test_usage_mistakes_exit_2(home: Path) -> None:
     assert mloop(home, "optimize", "boosted:1", "--to", "tflite").returncode == 2
     missing = mloop(home, "optimize", "nope:1")
     assert missing.returncode == 2 and "not registered" in missing.stderr
+
+
+def test_a_pipeline_version_is_checked_on_its_dataset(tmp_path: Path) -> None:
+    from mloop.pipelines import snapshot
+
+    home = tmp_path / "home"
+    registry = Registry(load_settings(env={}, config_file=None, home=home))
+    frame = pydata("airquality").reset_index(drop=True).astype(np.float64)
+    y = np.where(frame["Temp"] > 80, "hot", "mild")
+    X = frame.drop(columns=["Temp"])
+    stored = snapshot(frame, registry.artifacts)  # what a pipeline run snapshots
+    model = HistGradientBoostingClassifier(max_iter=10).fit(X, y)
+    registry.register(
+        model, "piped", training_data=X, target=y, lineage={"dataset_sha256": stored.sha256}
+    )
+    out = mloop(home, "optimize", "piped:1", "--json", "--dry-run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    proof = json.loads(out.stdout)
+    assert proof["reference"] == f"pipeline dataset {stored.sha256[:12]}"
+    assert proof["agreement"]["rows"] >= len(frame) and proof["registered"] is None
