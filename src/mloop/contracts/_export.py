@@ -7,6 +7,9 @@ mloop only *flags* travel as ``x-mloop-*`` annotations, which standard validator
 and :func:`schema_from_document` reads back. So a record passes a standard validator
 exactly when mloop would accept it; ``strict=True`` exports the flagged expectations as
 hard constraints too (the same as exporting ``schema.with_policy("reject", "reject")``).
+Two known edges, both where the standard is stricter: Frictionless reads ``30.0`` in an
+integer column as an error (mloop accepts whole numbers written as floats), and the
+datetime pattern admits ISO 8601 only (mloop also parses a few other spellings).
 """
 
 from __future__ import annotations

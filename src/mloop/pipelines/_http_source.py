@@ -90,7 +90,12 @@ class HttpJsonSource:
             for _ in range(self.max_pages):
                 assert url is not None
                 response = self._get(client, url, params, pacer, sleep)
-                body = response.json()
+                try:
+                    body = response.json()
+                except ValueError as exc:
+                    raise InvalidInput(
+                        f"GET {response.url} did not answer JSON: {response.text[:120]!r}"
+                    ) from exc
                 page = _records(body, self.records, url)
                 yield from page
                 url, params = self._next(response, body, url, params, bool(page))

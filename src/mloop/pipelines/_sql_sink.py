@@ -8,6 +8,7 @@ overwrite the other columns of existing ones.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,13 +75,28 @@ class SqlSink:
                 before = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
                 for start in range(0, len(frame), _BATCH_ROWS):
                     rows = _records(frame.iloc[start : start + _BATCH_ROWS])
-                    conn.execute(_upsert(engine.dialect.name, table, keys, rows))
+                    try:
+                        conn.execute(_upsert(engine.dialect.name, table, keys, rows))
+                    except sa.exc.ProgrammingError as exc:
+                        raise self._no_unique_key(exc) from exc
+                    except sa.exc.OperationalError as exc:
+                        if "ON CONFLICT" not in str(exc):
+                            raise
+                        raise self._no_unique_key(exc) from exc
                 after = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
         finally:
             if own:
                 engine.dispose()
         inserted = int(after) - int(before)
         return WriteResult(rows=len(frame), inserted=inserted, updated=len(frame) - inserted)
+
+    def _no_unique_key(self, exc: Exception) -> ConfigurationError:
+        columns = ", ".join(self.key)
+        return ConfigurationError(
+            f"Table {self.table!r} cannot be upserted on ({columns}): it needs a unique index "
+            f"on those columns. Add one: CREATE UNIQUE INDEX ON {self.table} ({columns}); "
+            f"the database said: {str(exc).splitlines()[0]}"
+        )
 
     def _table(self, engine: sa.Engine, frame: pd.DataFrame) -> sa.Table:
         metadata = sa.MetaData()
@@ -157,4 +173,7 @@ def _plain(value: Any) -> Any:
         return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
+    if isinstance(value, list | dict | tuple | np.ndarray):
+        # Nested JSON the source did not flatten: stored as JSON text.
+        return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value, default=str)
     return value

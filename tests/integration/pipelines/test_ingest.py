@@ -236,3 +236,20 @@ def test_the_same_flow_runs_as_a_prefect_flow(runs: RunStore, tmp_path: Path) ->
     atexit.register(setattr, logging, "raiseExceptions", False)
     assert result["status"] == "succeeded"
     assert runs.list_runs("prefect-ingest")[0].step("load").output["inserted"] == 2
+
+
+def test_nested_values_are_stored_as_json_and_a_table_without_a_unique_key_is_explained(
+    tmp_path: Path,
+) -> None:
+    from mloop.errors import ConfigurationError
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    sink = SqlSink(url, "events", key=["id"])
+    sink.write(pd.DataFrame({"id": [1], "tags": [["a", "b"]]}))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT tags FROM events")).scalar_one() == '["a", "b"]'
+        conn.execute(sa.text("CREATE TABLE plain (id INTEGER, v TEXT)"))
+    engine.dispose()
+    with pytest.raises(ConfigurationError, match="needs a unique index"):
+        SqlSink(url, "plain", key=["id"]).write(pd.DataFrame({"id": [1], "v": ["x"]}))
