@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,11 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class SqlSink:
-    """Table ``table`` at ``url`` (SQLAlchemy URL), upserting on the columns in ``key``."""
+    """Table ``table`` at ``url``, upserting on the columns in ``key``.
+
+    ``url`` is a SQLAlchemy URL (``postgresql+psycopg://...``) or, without a scheme, the
+    path of a SQLite file (created when missing).
+    """
 
     url: str
     table: str
@@ -62,7 +67,7 @@ class SqlSink:
             )
         frame = frame.drop_duplicates(subset=list(self.key), keep="last")
         own = engine is None
-        engine = engine or sa.create_engine(self.url, **self.engine_options)
+        engine = engine or sa.create_engine(self.sqlalchemy_url, **self.engine_options)
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise ConfigurationError(
                 f"Upserts are written for SQLite and PostgreSQL; {self.url!r} is "
@@ -89,6 +94,13 @@ class SqlSink:
                 engine.dispose()
         inserted = int(after) - int(before)
         return WriteResult(rows=len(frame), inserted=inserted, updated=len(frame) - inserted)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """``url`` as SQLAlchemy takes it (a bare path becomes a SQLite URL)."""
+        if "://" in self.url:
+            return self.url
+        return f"sqlite:///{Path(self.url).expanduser().resolve()}"
 
     def _no_unique_key(self, exc: Exception) -> ConfigurationError:
         columns = ", ".join(self.key)

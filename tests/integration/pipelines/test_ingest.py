@@ -149,7 +149,7 @@ def test_an_api_that_stays_down_fails_after_backoff(api: str) -> None:
 def test_rerunning_a_flow_upserts_instead_of_duplicating(
     api: str, runs: RunStore, tmp_path: Path
 ) -> None:
-    sink = SqlSink(f"sqlite:///{tmp_path / 'shop.db'}", "items", key=["id"])
+    sink = SqlSink(str(tmp_path / "shop.db"), "items", key=["id"])  # a path: SQLite
     flow = IngestFlow(
         "shop-items",
         HttpJsonSource(api + "/pages", pagination="page", records="data.items"),
@@ -167,7 +167,7 @@ def test_rerunning_a_flow_upserts_instead_of_duplicating(
     Api.prices[3] = 99.0
     second = run_ingest(flow, runs)
     assert second.step("load").output == {"rows": 7, "inserted": 0, "updated": 7}
-    table = pd.read_sql("SELECT * FROM items ORDER BY id", sa.create_engine(sink.url))
+    table = pd.read_sql("SELECT * FROM items ORDER BY id", sa.create_engine(sink.sqlalchemy_url))
     assert table["id"].tolist() == list(range(1, 8))
     assert table.loc[table["id"] == 3, "price"].item() == 99.0
     assert [r.id for r in runs.list_runs("shop-items")] == [second.id, first.id]
