@@ -8,6 +8,8 @@ one input per column (float or string), as skl2onnx expects for a ColumnTransfor
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -93,11 +95,51 @@ def _from_sklearn(estimator: Any, schema: Schema) -> Any:
         initial = [(c.name, types.FloatTensorType([None, 1])) for c in schema.columns]
     with _tree_missing_flags_as_ints():
         try:
-            return skl2onnx.convert_sklearn(estimator, initial_types=initial)
+            return skl2onnx.convert_sklearn(_text_gaps_as_empty(estimator), initial_types=initial)
         except Exception as exc:  # the converter's own errors name what it cannot do
             raise InvalidInput(
                 f"skl2onnx cannot convert this {type(estimator).__name__}: {exc}"
             ) from exc
+
+
+def _text_gaps_as_empty(estimator: Any) -> Any:
+    """A copy whose text imputers fill ``""`` where the original's fill NaN, for conversion only.
+
+    ONNX string tensors have no missing value, so the onnx flavor sends ``""`` for a
+    missing text cell, and skl2onnx converts imputers of text only when their missing
+    value is a string. The copy's graph then fills exactly the cells the original fills;
+    the comparison that follows checks the answers are the same.
+    """
+    imputers = [p for p in _fitted_parts(estimator) if _imputes_text_nan(p)]
+    if not imputers:
+        return estimator
+    copied = copy.deepcopy(estimator)
+    for part in _fitted_parts(copied):
+        if _imputes_text_nan(part):
+            part.missing_values = ""
+    return copied
+
+
+def _fitted_parts(estimator: Any) -> Iterator[Any]:
+    yield estimator
+    for _, step in getattr(estimator, "steps", None) or ():
+        yield from _fitted_parts(step)
+    for _, part, _ in getattr(estimator, "transformers_", None) or ():
+        if hasattr(part, "get_params"):
+            yield from _fitted_parts(part)
+
+
+def _imputes_text_nan(part: Any) -> bool:
+    if type(part).__name__ != "SimpleImputer":
+        return False
+    missing = getattr(part, "missing_values", None)
+    statistics = getattr(part, "statistics_", None)
+    return (
+        isinstance(missing, float)
+        and math.isnan(missing)
+        and statistics is not None
+        and statistics.dtype == object
+    )
 
 
 def _selects_by_name(estimator: Any) -> bool:

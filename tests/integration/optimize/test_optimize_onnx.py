@@ -157,17 +157,43 @@ def test_quantized_linear_model_carries_its_proof(registry: Registry) -> None:
     assert result.version.lineage["optimization"]["quantized"] is True
 
 
-def test_what_cannot_be_converted_is_a_clear_user_error(registry: Registry) -> None:
-    frame = pd.DataFrame({"plan": ["a", "b", None, "a"] * 10, "x": np.arange(40.0)})
-    y = np.array([0, 1] * 20)
+def test_a_pipeline_with_text_gaps_converts_like_the_demo_model(registry: Registry) -> None:
+    from palmerpenguins import load_penguins
     from sklearn.compose import make_column_transformer
     from sklearn.preprocessing import OneHotEncoder
 
+    frame = load_penguins()
+    X, y = frame.drop(columns=["species", "year"]), frame["species"].astype(str).to_numpy()
+    numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
     prep = make_column_transformer(
-        (make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()), ["plan"]),
-        ("passthrough", ["x"]),
+        (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        (
+            make_pipeline(
+                SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+            ),
+            ["island", "sex"],
+        ),
     )
-    ref = register(registry, "text", make_pipeline(prep, LogisticRegression()), frame, y)
+    model = make_pipeline(prep, LogisticRegression(max_iter=1000))
+    ref = register(registry, "penguins", model, X, y)
+    result = optimize_version(registry, ref, reference=X)
+    assert result.accepted, result.problems
+    assert result.agreement.missing_rows > 11 and result.agreement.missing_label_agreement == 1.0
+    assert result.version is not None
+    served = registry.load(result.version.ref).predict(X.head(20).to_dict("records"))
+    assert served.labels is not None and set(served.labels.tolist()) <= set(y)
+    # The registered original is untouched: it still imputes NaN, not "".
+    imputer = registry.load(ref).model.estimator[0].named_transformers_["pipeline-2"][0]  # type: ignore[attr-defined]
+    assert imputer.missing_values != ""
+
+
+def test_what_cannot_be_converted_is_a_clear_user_error(registry: Registry) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    frame = pd.DataFrame({"x": np.arange(1.0, 41.0), "z": np.arange(40.0) % 7})
+    y = np.array([0, 1] * 20)
+    model = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression())
+    ref = register(registry, "logged", model, frame, y)
     with pytest.raises(InvalidInput, match="skl2onnx cannot convert"):
         optimize_version(registry, ref)
     no_contract = registry.register(LogisticRegression().fit(frame[["x"]].to_numpy(), y), "bare")
