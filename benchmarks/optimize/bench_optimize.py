@@ -66,6 +66,32 @@ def diabetes() -> tuple[pd.DataFrame, np.ndarray]:
     return X, y.to_numpy()
 
 
+def penguins() -> tuple[pd.DataFrame, np.ndarray]:
+    from palmerpenguins import load_penguins
+
+    frame = load_penguins()
+    return frame.drop(columns=["species", "year"]), frame["species"].astype(str).to_numpy()
+
+
+def penguin_pipeline() -> Any:
+    """The demo's model: median/most-frequent imputation, scaling, one-hot, logistic regression."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    text = make_pipeline(
+        SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+    )
+    prep = make_column_transformer(
+        (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        (text, ["island", "sex"]),
+    )
+    return make_pipeline(prep, LogisticRegression(max_iter=1000))
+
+
 def digits() -> tuple[pd.DataFrame, np.ndarray]:
     from sklearn.datasets import load_digits
 
@@ -94,6 +120,7 @@ def cases() -> list[tuple[str, Callable[[], Any], Callable[[], tuple[pd.DataFram
         ("sklearn RandomForest(100), cancer", lambda: RandomForestClassifier(100, random_state=0), lambda: cancer(0.0), False),
         ("sklearn RandomForest(100), airquality (gaps)", lambda: RandomForestClassifier(100, random_state=0), airquality, False),
         ("sklearn impute+scale+logistic, cancer 10% gaps", lambda: make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=2000)), lambda: cancer(0.1), False),
+        ("sklearn impute+one-hot+logistic, penguins (text gaps)", penguin_pipeline, penguins, False),
         ("sklearn MLP(64), digits", lambda: MLPClassifier((64,), max_iter=300, random_state=0), digits, False),
         ("sklearn MLP(64), digits, --quantize", lambda: MLPClassifier((64,), max_iter=300, random_state=0), digits, True),
         ("XGBClassifier(100), cancer 10% gaps", lambda: xgb.XGBClassifier(n_estimators=100, n_jobs=1), lambda: cancer(0.1), False),
