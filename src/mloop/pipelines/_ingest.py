@@ -67,15 +67,21 @@ def run_ingest(flow: IngestFlow, runs: RunStore, *, clock: Clock | None = None) 
             if step == "extract":
                 frame = flow.source.read()
                 output: dict[str, Any] = {"rows": len(frame), "columns": list(map(str, frame))}
+                line = f"read {len(frame)} rows, {frame.shape[1]} columns"
             elif step == "transform":
                 assert frame is not None
                 if flow.transform is not None:
                     frame = flow.transform(frame)
                 output = {"rows": len(frame), "applied": flow.transform is not None}
+                line = f"{len(frame)} rows" if flow.transform else "no transform"
             else:
                 assert frame is not None
                 written = flow.sink.write(frame)
                 output = written.to_dict()
+                line = (
+                    f"{written.rows} rows into {flow.sink.table}: {written.inserted} new, "
+                    f"{written.updated} updated"
+                )
         except Exception as exc:
             message = exc.message if isinstance(exc, MloopError) else f"{type(exc).__name__}: {exc}"
             logs = [] if isinstance(exc, MloopError) else traceback.format_exc().splitlines()
@@ -86,7 +92,9 @@ def run_ingest(flow: IngestFlow, runs: RunStore, *, clock: Clock | None = None) 
                 run_id, status="failed", finished_at=clock.now(), error=f"step {step}: {message}"
             )
             return runs.get(run_id)
-        runs.update_step(run_id, step, status="succeeded", finished_at=clock.now(), output=output)
+        runs.update_step(
+            run_id, step, status="succeeded", finished_at=clock.now(), output=output, logs=[line]
+        )
     assert written is not None
     runs.update_run(
         run_id, status="succeeded", finished_at=clock.now(), metrics=dict(written.to_dict())
