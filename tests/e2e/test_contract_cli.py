@@ -110,3 +110,51 @@ def test_check_refuses_what_is_not_a_contract(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "must hold a JSON object" in out.stderr
+
+
+BLOCK_EXTRAS = """
+import sys
+
+class NoExtras:
+    # Only mloop's own dependencies: every optional extra (and the validators the tests
+    # use) fails to import, as in a venv where only 'pip install mloop' ran.
+    BLOCKED = {"onnx", "onnxruntime", "skl2onnx", "onnxmltools", "xgboost", "lightgbm",
+               "mlflow", "prefect", "psycopg", "redis", "tiktoken", "jsonschema",
+               "frictionless", "palmerpenguins"}
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+            raise ImportError(f"{name} is not installed here")
+        return None
+
+sys.meta_path.insert(0, NoExtras())
+from mloop.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_check_needs_no_optional_package(
+    tmp_path: Path, exported: Path, penguins: pd.DataFrame
+) -> None:
+    penguins.head(20).to_parquet(tmp_path / "rows.parquet")
+    env = {**os.environ, "MLOOP_HOME": str(tmp_path / "nothing-here")}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_EXTRAS,
+            "contract",
+            "check",
+            str(tmp_path / "rows.parquet"),
+            "-c",
+            str(exported),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "20 rows meets the contract" in out.stdout
+    assert not (tmp_path / "nothing-here").exists()
