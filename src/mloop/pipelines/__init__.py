@@ -36,6 +36,7 @@ from mloop.pipelines._spec import (
     pipeline_from_table,
 )
 from mloop.pipelines._sql_sink import SqlSink, WriteResult
+from mloop.pipelines._sql_source import SqlTableLoader
 from mloop.pipelines._steps import STEPS
 from mloop.pipelines._store import PipelineDefinition, Run, RunStore, StepRecord
 from mloop.pipelines._triggers import (
@@ -75,6 +76,7 @@ __all__ = [
     "Runner",
     "SliceScore",
     "SqlSink",
+    "SqlTableLoader",
     "StepRecord",
     "TrainingData",
     "TriggerConfig",

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from mloop.errors import ConfigurationError, InvalidInput
 
-__all__ = ["SqlSink", "WriteResult"]
+__all__ = ["SqlSink", "WriteResult", "sqlalchemy_url"]
 
 _BATCH_ROWS = 1_000
 
@@ -98,9 +98,7 @@ class SqlSink:
     @property
     def sqlalchemy_url(self) -> str:
         """``url`` as SQLAlchemy takes it (a bare path becomes a SQLite URL)."""
-        if "://" in self.url:
-            return self.url
-        return f"sqlite:///{Path(self.url).expanduser().resolve()}"
+        return sqlalchemy_url(self.url)
 
     def _no_unique_key(self, exc: Exception) -> ConfigurationError:
         columns = ", ".join(self.key)
@@ -133,6 +131,13 @@ class SqlSink:
         )
         metadata.create_all(engine)
         return table
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``url`` itself, or a SQLite URL for a bare file path."""
+    if "://" in url:
+        return url
+    return f"sqlite:///{Path(url).expanduser().resolve()}"
 
 
 def _upsert(

@@ -253,3 +253,23 @@ def test_nested_values_are_stored_as_json_and_a_table_without_a_unique_key_is_ex
     engine.dispose()
     with pytest.raises(ConfigurationError, match="needs a unique index"):
         SqlSink(url, "plain", key=["id"]).write(pd.DataFrame({"id": [1], "v": ["x"]}))
+
+
+@pytest.mark.parametrize("stamps", ["epoch", "datetime"])
+def test_a_pipeline_loads_its_window_from_the_ingested_table(
+    runs: RunStore, tmp_path: Path, stamps: str
+) -> None:
+    from mloop.pipelines import SqlTableLoader, Window
+
+    seconds = [1_000.0, 2_000.0, 3_000.0, 4_000.0]
+    ts: Any = seconds if stamps == "epoch" else pd.to_datetime(seconds, unit="s")
+    pd.DataFrame({"id": [1, 2, 3, 4], "x": [0.1, 0.2, 0.3, 0.4], "ts": ts}).to_parquet(
+        tmp_path / "rows.parquet"
+    )
+    db = str(tmp_path / "lake.db")
+    flow = IngestFlow(
+        "lake", FileSource(str(tmp_path / "rows.parquet")), SqlSink(db, "rows", key=["id"])
+    )
+    assert run_ingest(flow, runs).status == "succeeded"
+    frame = SqlTableLoader(db, "rows", time_column="ts")(Window(2_000.0, 4_000.0))
+    assert frame["id"].tolist() == [2, 3]
