@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +182,7 @@ def optimize_version(
         actor=actor,
         lineage={**lineage, "optimized_from": mv.ref, "optimization": result.proof()},
     )
-    return OptimizeResult(**{**_fields(result), "version": new})
+    return replace(result, version=new)
 
 
 def _reference_rows(
@@ -222,10 +222,6 @@ def _load_onnx(data: bytes) -> Model:
         folder = Path(tmp)
         meta = flavor.save(data, folder)
         return flavor.load(folder, meta)
-
-
-def _fields(result: OptimizeResult) -> dict[str, Any]:
-    return {f: getattr(result, f) for f in result.__dataclass_fields__}
 
 
 def _ratio(before: float, after: float) -> float:
