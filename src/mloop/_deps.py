@@ -18,6 +18,7 @@ _EXTRAS: dict[str, str] = {
     "onnx": "onnx",
     "onnxruntime": "onnx",
     "skl2onnx": "onnx",
+    "onnxmltools": "onnx",
     "mlflow": "mlflow",
     "tiktoken": "tokens",
     "ray": "ray",
