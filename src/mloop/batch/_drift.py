@@ -69,13 +69,17 @@ def partition_counts(
 
     data = require("ray", "engine='ray'").data
     data.DataContext.get_current().enable_progress_bars = False
-    blocks = data.read_parquet(paths).select_columns(columns).map_batches(
-        _Counter,
-        fn_constructor_kwargs={"reference": profile.to_dict(), "columns": columns},
-        compute=data.ActorPoolStrategy(size=max(1, workers)),
-        num_cpus=1,
-        batch_size=batch_rows,
-        batch_format="pandas",
+    blocks = (
+        data.read_parquet(paths)
+        .select_columns(columns)
+        .map_batches(
+            _Counter,
+            fn_constructor_kwargs={"reference": profile.to_dict(), "columns": columns},
+            compute=data.ActorPoolStrategy(size=max(1, workers)),
+            num_cpus=1,
+            batch_size=batch_rows,
+            batch_format="pandas",
+        )
     )
     for row in blocks.iter_rows():
         part = WindowCounts.from_dict(counter.reference, orjson.loads(row["counts"]))
