@@ -73,6 +73,7 @@ def main() -> None:
         settings = load_settings(env={}, config_file=None, home=folder / "home")
         train = pd.DataFrame(rng.normal(size=(20_000, 20)), columns=columns)
         y = (train["f0"] + train["f1"] > 0).astype(int).to_numpy()
+        train.loc[rng.random(len(train)) < 0.05, "f0"] = np.nan  # gaps, as in the partitions
         model = HistGradientBoostingClassifier(random_state=0).fit(train, y)
         registry = Registry(settings)
         profile = registry.register(
