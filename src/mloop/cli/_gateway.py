@@ -23,7 +23,7 @@ gateway_app = typer.Typer(
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="gateway.toml with [[deployments]] and [routes.*]."),
+    typer.Option("--config", "-c", help="gateway.toml with \\[\\[deployments]] and \\[routes.*]."),
 ]
 
 
