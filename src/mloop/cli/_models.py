@@ -260,7 +260,8 @@ def predict(
     """Batch-score a file or Parquet partitions with a registered model, with a progress bar."""
     if engine not in ("local", "ray"):
         raise InvalidInput(f"Unknown engine {engine!r}; use local or ray.")
-    if engine == "ray" or not Path(input).is_file():
+    partitions = "://" in input or any(c in input for c in "*?[") or Path(input).is_dir()
+    if engine == "ray" or partitions:
         _predict_partitions(ctx, ref, input, output, engine, workers, batch_size, keep_columns)
         return
     _predict_file(ctx, ref, Path(input), output, batch_size, keep_columns)
@@ -291,6 +292,7 @@ def _predict_partitions(
 
     from mloop.batch import parquet_paths, score_partitions
 
+    state(ctx).registry.get(ref)  # an unknown model is the first thing to hear about
     if keep_columns:
         raise InvalidInput("--keep-columns works with one input file, not with partitions.")
     if output.suffix.lower() not in (".parquet", ".pq"):
