@@ -205,7 +205,11 @@ def _profile_summary(profile: Mapping[str, Any] | None) -> dict[str, Any] | None
                 "min": feature.get("min"),
                 "max": feature.get("max"),
                 "categories": dict(
-                    zip(feature.get("categories", []), feature.get("category_counts", []))
+                    zip(
+                        feature.get("categories", []),
+                        feature.get("category_counts", []),
+                        strict=False,
+                    )
                 ),
             }
         )
@@ -214,15 +218,17 @@ def _profile_summary(profile: Mapping[str, Any] | None) -> dict[str, Any] | None
         "n": profile.get("n"),
         "features": features,
         "prediction": dict(
-            zip(prediction.get("categories", []), prediction.get("category_counts", []))
+            zip(
+                prediction.get("categories", []),
+                prediction.get("category_counts", []),
+                strict=False,
+            )
         ),
         "performance": dict(profile.get("performance", {})),
     }
 
 
-def contract_diff(
-    a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
-) -> list[dict[str, Any]]:
+def contract_diff(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Columns added, removed or changed (kind, range, categories) from contract ``a`` to ``b``."""
     cols_a = {c["name"]: c for c in (a or {}).get("columns", [])}
     cols_b = {c["name"]: c for c in (b or {}).get("columns", [])}

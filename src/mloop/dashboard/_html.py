@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["chart", "esc", "fmt", "json_block", "live", "page", "table"]
+NONE = "\u2013"  # an en dash: no value
+
+__all__ = ["NONE", "chart", "esc", "fmt", "json_block", "live", "page", "table"]
 
 NAV = (
     ("Models", "/ui/"),
@@ -35,7 +37,7 @@ def fmt(value: Any, kind: str = "num") -> str:
     ``static/dashboard.js`` has the same function, so a live update reads the same.
     """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
+        return NONE
     if kind == "text" or isinstance(value, str):
         return str(value)
     if isinstance(value, bool):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from mloop.dashboard._html import chart, esc, fmt, kv, link, live, page, table
+from mloop.dashboard._html import NONE, chart, esc, fmt, kv, link, live, page, table
 
 __all__ = [
     "activity_page",
@@ -47,7 +47,7 @@ def _aliases(aliases: Mapping[str, int]) -> str:
 
 def _drift_badge(drift: Mapping[str, Any] | None) -> str:
     if not drift:
-        return "–"
+        return NONE
     status = drift.get("status", "unknown")
     css = {"ok": "ok", "drift": "bad"}.get(status, "muted")
     detail = ", ".join(drift.get("drifted_features") or [])
@@ -64,20 +64,28 @@ def models_page(models: list[dict[str, Any]]) -> str:
             split = m["rollout"]["serving"]
         alerts = ", ".join(a["rule"] for a in m["open_alerts"]) or "none"
         change = m["last_change"]
-        changed = f"{fmt(change['at'], 'time')} {change['action']} by {change['actor']}" if change else "–"
+        changed = (
+            f"{fmt(change['at'], 'time')} {change['action']} by {change['actor']}"
+            if change
+            else NONE
+        )
         rows.append(
             [
                 link(_m(name), name),
                 _aliases(m["aliases"]) or '<span class="muted">no alias</span>',
-                esc(f"v{m['serving_version']}" if m["serving_version"] else "–"),
+                esc(f"v{m['serving_version']}" if m["serving_version"] else NONE),
                 esc(split),
                 live(f"{i}.request_rate", m["request_rate"], "rate"),
-                live(f"{i}.p50_ms", m["p50_ms"], "ms") + " / " + live(f"{i}.p99_ms", m["p99_ms"], "ms"),
+                live(f"{i}.p50_ms", m["p50_ms"], "ms")
+                + " / "
+                + live(f"{i}.p99_ms", m["p99_ms"], "ms"),
                 live(f"{i}.error_rate", m["error_rate"], "pct"),
                 _drift_badge(m["drift"]),
                 esc(alerts),
                 esc(changed),
-                link(_m(name) + "/monitor", "monitor") + " " + link(_m(name) + "/rollout", "rollout"),
+                link(_m(name) + "/monitor", "monitor")
+                + " "
+                + link(_m(name) + "/rollout", "rollout"),
             ]
         )
     body = table(
@@ -122,10 +130,12 @@ def model_page(data: dict[str, Any]) -> str:
     compare = ""
     if len(versions) >= 2:
         options_a = "".join(
-            f'<option value="{v}"{" selected" if v == versions[-2] else ""}>v{v}</option>' for v in versions
+            f'<option value="{v}"{" selected" if v == versions[-2] else ""}>v{v}</option>'
+            for v in versions
         )
         options_b = "".join(
-            f'<option value="{v}"{" selected" if v == versions[-1] else ""}>v{v}</option>' for v in versions
+            f'<option value="{v}"{" selected" if v == versions[-1] else ""}>v{v}</option>'
+            for v in versions
         )
         compare = (
             f'<form class="inline" method="get" action="{esc(_m(name))}/compare">'
@@ -139,7 +149,7 @@ def model_page(data: dict[str, Any]) -> str:
                 esc(fmt(h["at"], "time")),
                 esc(h["actor"]),
                 esc(h["alias"]),
-                esc("–" if h["from"] is None else f"v{h['from']}"),
+                esc(NONE if h["from"] is None else f"v{h['from']}"),
                 esc("removed" if h["to"] is None else f"v{h['to']}"),
                 esc(h["reason"]),
             ]
@@ -175,17 +185,26 @@ def _contract_table(contract: Mapping[str, Any] | None, name: str) -> str:
                 esc("yes" if c.get("nullable") else "no"),
                 esc(fmt(c.get("min"))),
                 esc(fmt(c.get("max"))),
-                esc(", ".join(map(str, cats)) if cats else "–"),
+                esc(", ".join(map(str, cats)) if cats else NONE),
             ]
         )
-    return table(["Column", "Kind", "Dtype", "Nullable", "Min", "Max", "Categories"], rows, empty="No columns.")
+    return table(
+        ["Column", "Kind", "Dtype", "Nullable", "Min", "Max", "Categories"],
+        rows,
+        empty="No columns.",
+    )
 
 
 def version_page(data: dict[str, Any]) -> str:
     """Version: lineage, contract (with JSON download), reference profile, gate, audit trail."""
     name, version = data["name"], data["version"]
     base = f"{_m(name)}/versions/{version}"
-    lineage = kv({k: esc(v if not isinstance(v, (dict, list)) else _compact(v)) for k, v in data["lineage"].items()})
+    lineage = kv(
+        {
+            k: esc(v if not isinstance(v, (dict, list)) else _compact(v))
+            for k, v in data["lineage"].items()
+        }
+    )
     profile = data["profile"]
     if profile is None:
         prof = '<p class="empty">No reference profile: register with training data to monitor drift.</p>'
@@ -202,36 +221,49 @@ def version_page(data: dict[str, Any]) -> str:
                     esc(fmt(f["std"])),
                     esc(fmt(f["min"])),
                     esc(fmt(f["max"])),
-                    esc(", ".join(f"{k}: {v}" for k, v in f["categories"].items()) or "–"),
+                    esc(", ".join(f"{k}: {v}" for k, v in f["categories"].items()) or NONE),
                 ]
                 for f in profile["features"]
             ),
             empty="The profile has no features.",
         )
         if profile["prediction"]:
-            prof += "<p>Predicted classes at registration: " + esc(
-                ", ".join(f"{k}: {v}" for k, v in profile["prediction"].items())
-            ) + "</p>"
+            prof += (
+                "<p>Predicted classes at registration: "
+                + esc(", ".join(f"{k}: {v}" for k, v in profile["prediction"].items()))
+                + "</p>"
+            )
     gate = table(
         ["Run", "Pipeline", "Status", "Gate"],
-        ([esc(g["run"]), esc(g["pipeline"]), esc(g["status"]), esc(_compact(g["gate"]))] for g in data["gate"]),
+        (
+            [esc(g["run"]), esc(g["pipeline"]), esc(g["status"]), esc(_compact(g["gate"]))]
+            for g in data["gate"]
+        ),
         empty="Not registered by a pipeline run: no gate results (mloop retrain runs the gate).",
     )
     audit = table(
         ["When", "Who", "Action", "Details"],
-        ([esc(fmt(e["at"], "time")), esc(e["actor"]), esc(e["action"]), esc(_compact(e["details"]))] for e in data["audit"]),
+        (
+            [
+                esc(fmt(e["at"], "time")),
+                esc(e["actor"]),
+                esc(e["action"]),
+                esc(_compact(e["details"])),
+            ]
+            for e in data["audit"]
+        ),
         empty="No audit events mention this version.",
     )
     facts = kv(
         {
             "Flavor": esc(data["flavor"]),
             "Task": esc(data["task"]),
-            "Classes": esc(", ".join(map(str, data["classes"])) or "–"),
+            "Classes": esc(", ".join(map(str, data["classes"])) or NONE),
             "Registered": esc(f"{fmt(data['created_at'], 'time')} by {data['created_by']}"),
             "Serves": esc("; ".join(data["serves"]) or "nowhere (no alias, no rollout)"),
-            "Metrics": esc(", ".join(f"{k}={fmt(v)}" for k, v in data["metrics"].items()) or "–"),
-            "Params": esc(_compact(data["params"]) if data["params"] else "–"),
-            "Tags": esc(", ".join(f"{k}={v}" for k, v in data["tags"].items()) or "–"),
+            "Metrics": esc(", ".join(f"{k}={fmt(v)}" for k, v in data["metrics"].items()) or NONE),
+            "Params": esc(_compact(data["params"]) if data["params"] else NONE),
+            "Tags": esc(", ".join(f"{k}={v}" for k, v in data["tags"].items()) or NONE),
         }
     )
     body = f"""{_model_links(name)}
@@ -262,8 +294,10 @@ def compare_page(data: dict[str, Any]) -> str:
             (
                 [
                     esc(r["key"]),
-                    esc(_compact(r["a"]) if r["a"] is not None else "–"),
-                    ("" if r["same"] else '<span class="changed">') + esc(_compact(r["b"]) if r["b"] is not None else "–") + ("" if r["same"] else "</span>"),
+                    esc(_compact(r["a"]) if r["a"] is not None else NONE),
+                    ("" if r["same"] else '<span class="changed">')
+                    + esc(_compact(r["b"]) if r["b"] is not None else NONE)
+                    + ("" if r["same"] else "</span>"),
                 ]
                 for r in rows
             ),
@@ -272,7 +306,15 @@ def compare_page(data: dict[str, Any]) -> str:
 
     contract = table(
         ["Column", "Change", f"v{a}", f"v{b}"],
-        ([esc(c["column"]), esc(c["change"]), esc(_compact(c.get("from"))), esc(_compact(c.get("to")))] for c in data["contract"]),
+        (
+            [
+                esc(c["column"]),
+                esc(c["change"]),
+                esc(_compact(c.get("from"))),
+                esc(_compact(c.get("to"))),
+            ]
+            for c in data["contract"]
+        ),
         empty="The contracts are the same.",
     )
     body = f"""{_model_links(name)}
@@ -287,10 +329,11 @@ def monitor_page(data: dict[str, Any], windows: tuple[str, ...], spans: tuple[st
     """Monitor: drift per feature over time, predictions, realized vs estimated, data quality."""
     name = data["model"]
     pick_w = "".join(
-        f'<option{" selected" if w == data["window_arg"] else ""}>{esc(w)}</option>' for w in windows
+        f"<option{' selected' if w == data['window_arg'] else ''}>{esc(w)}</option>"
+        for w in windows
     )
     pick_s = "".join(
-        f'<option{" selected" if s == data["since_arg"] else ""}>{esc(s)}</option>' for s in spans
+        f"<option{' selected' if s == data['since_arg'] else ''}>{esc(s)}</option>" for s in spans
     )
     picker = (
         f'<form class="inline" method="get"><label>Last <select name="since">{pick_s}</select></label> '
@@ -298,7 +341,9 @@ def monitor_page(data: dict[str, Any], windows: tuple[str, ...], spans: tuple[st
     )
     summary = kv(
         {
-            "Reference version": esc(f"v{data['reference_version']}" if data["reference_version"] else "–"),
+            "Reference version": esc(
+                f"v{data['reference_version']}" if data["reference_version"] else NONE
+            ),
             "Logged predictions": live("rows", data["rows"], "int"),
             "Labels arrived": live("labelled", data["labelled"], "int"),
         }
@@ -310,7 +355,7 @@ def monitor_page(data: dict[str, Any], windows: tuple[str, ...], spans: tuple[st
         )
     else:
         label_note = (
-            "No labels yet: send feedback with POST /feedback {\"request_id\": …, \"label\": …}."
+            'No labels yet: send feedback with POST /feedback {"request_id": …, "label": …}.'
             if not data["labelled"]
             else "Realized metrics need labels; the bars count labels that arrived per window."
         )
@@ -369,7 +414,7 @@ def rollout_page(data: dict[str, Any]) -> str:
                 esc(g["metric"]),
                 live(f"guards.{i}.value", g.get("value")),
                 esc(f"{g['op']} {fmt(g['threshold'])}"),
-                esc("–" if g.get("value") is None else ("yes" if _holds(g) else "NO")),
+                esc(NONE if g.get("value") is None else ("yes" if _holds(g) else "NO")),
             ]
             for i, g in enumerate(data["guards"])
         ),
@@ -392,22 +437,34 @@ def rollout_page(data: dict[str, Any]) -> str:
     )
     buttons = ""
     if r["active"]:
-        buttons = '<div class="actions">' + "".join(
-            f'<button data-command="{c}" data-model="{esc(name)}">{c.title()}</button>'
-            for c in ("promote", "rollback", "pause", "resume")
-        ) + '<span id="command-result" role="status"></span></div>'
+        buttons = (
+            '<div class="actions">'
+            + "".join(
+                f'<button data-command="{c}" data-model="{esc(name)}">{c.title()}</button>'
+                for c in ("promote", "rollback", "pause", "resume")
+            )
+            + '<span id="command-result" role="status"></span></div>'
+        )
     body = f"""{_model_links(name)}
 <p class="banner">{live("rollout.serving", r["serving"], "text")} · phase {live("rollout.phase", r["phase"], "text")}{" · paused" if r["paused"] else ""}</p>
 {buttons}
 <section class="sides">{"".join(sides)}</section>
 <section><h2>Guards</h2>{guards}</section>
 <section><h2>Steps</h2><p>Policy steps: {esc(", ".join(f"{s:g}%" for s in r["steps"]) or r["strategy"])}</p>{timeline}</section>"""
-    return page(f"{name}: rollout", body, data=data, api=f"/ui/api{_m(name)[3:]}/rollout", crumbs=_tabs(name))
+    return page(
+        f"{name}: rollout",
+        body,
+        data=data,
+        api=f"/ui/api{_m(name)[3:]}/rollout",
+        crumbs=_tabs(name),
+    )
 
 
 def _holds(guard: Mapping[str, Any]) -> bool:
-    value, limit = guard["value"], guard["threshold"]
-    return {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[guard["op"]]
+    value, limit = float(guard["value"]), float(guard["threshold"])
+    return {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[
+        guard["op"]
+    ]
 
 
 def activity_page(data: dict[str, Any]) -> str:
@@ -421,7 +478,15 @@ def activity_page(data: dict[str, Any]) -> str:
                 link(_m(str(a.get("model"))), a.get("model")),
                 esc(a.get("status")),
                 esc(fmt(a.get("value"))),
-                esc(_compact({k: v for k, v in a.items() if k not in ("id", "at", "rule", "model", "status", "value")})),
+                esc(
+                    _compact(
+                        {
+                            k: v
+                            for k, v in a.items()
+                            if k not in ("id", "at", "rule", "model", "status", "value")
+                        }
+                    )
+                ),
             ]
             for a in data["alerts"]
         ),
@@ -438,7 +503,12 @@ def activity_page(data: dict[str, Any]) -> str:
                 esc(_compact(run["trigger"])),
                 esc(run["status"]),
                 esc(steps),
-                esc(run["stopped_because"] or ("registered v" + str(run["model_version"]) if run["model_version"] else "–")),
+                esc(
+                    run["stopped_because"]
+                    or (
+                        "registered v" + str(run["model_version"]) if run["model_version"] else NONE
+                    )
+                ),
             ]
         )
     body = f"""<section><h2>Alerts</h2>{alerts}</section>

@@ -82,7 +82,9 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
             return _json(await run_in_threadpool(build))
         except MloopError as exc:
             return JSONResponse(
-                exc.to_dict(_request_id(request)), status_code=exc.status_code, headers=exc.headers()
+                exc.to_dict(_request_id(request)),
+                status_code=exc.status_code,
+                headers=exc.headers(),
             )
 
     def models_data() -> list[dict[str, Any]]:
@@ -119,9 +121,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/models/{name}/versions/{version}/contract.json")
     async def contract_download(request: Request, name: str, version: int) -> Response:
-        response = await api(
-            request, lambda: sources.registry.get(f"{name}:{version}").schema_dict
-        )
+        response = await api(request, lambda: sources.registry.get(f"{name}:{version}").schema_dict)
         if response.status_code == 200:
             filename = f"{name}-v{version}-contract.json".replace('"', "")
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -139,7 +139,11 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/models/{name}/monitor")
     async def monitor_page(
-        request: Request, name: str, since: str = "24h", window: str = "1h", version: int | None = None
+        request: Request,
+        name: str,
+        since: str = "24h",
+        window: str = "1h",
+        version: int | None = None,
     ) -> Response:
         return await html(
             request,
@@ -150,7 +154,11 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/api/models/{name}/monitor")
     async def monitor_api(
-        request: Request, name: str, since: str = "24h", window: str = "1h", version: int | None = None
+        request: Request,
+        name: str,
+        since: str = "24h",
+        window: str = "1h",
+        version: int | None = None,
     ) -> Response:
         return await api(request, lambda: monitor_data(name, since, window, version))
 
@@ -173,7 +181,9 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
                     f"scripts can use: mloop rollout {command} {name}."
                 )
             if command not in COMMANDS:
-                raise InvalidInput(f"Unknown command {command!r}; use one of: {', '.join(COMMANDS)}.")
+                raise InvalidInput(
+                    f"Unknown command {command!r}; use one of: {', '.join(COMMANDS)}."
+                )
             body = await request.body()
             reason = ""
             if body:
@@ -187,7 +197,9 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
             )
         except MloopError as exc:
             return JSONResponse(
-                exc.to_dict(_request_id(request)), status_code=exc.status_code, headers=exc.headers()
+                exc.to_dict(_request_id(request)),
+                status_code=exc.status_code,
+                headers=exc.headers(),
             )
         return _json({"rollout": state.to_dict()})
 
@@ -210,7 +222,9 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
             principal = guard.check({"authorization": f"Bearer {token}"}, Scope.VIEW)
         except MloopError as exc:
             return JSONResponse(
-                exc.to_dict(_request_id(request)), status_code=exc.status_code, headers=exc.headers()
+                exc.to_dict(_request_id(request)),
+                status_code=exc.status_code,
+                headers=exc.headers(),
             )
         response = _json({"key_id": principal.key_id, "name": principal.name})
         secure = request.url.scheme == "https"
