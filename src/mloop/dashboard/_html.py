@@ -32,7 +32,7 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any, kind: str = "num") -> str:
-    """Display text of a number: ``num`` (4 significant), ``pct``, ``ms``, ``rate``, ``time``.
+    """Display text: ``num`` (4 significant), ``pct`` (a share), ``percent``, ``ms``, ``rate``, ``time``.
 
     ``static/dashboard.js`` has the same function, so a live update reads the same.
     """
@@ -44,6 +44,8 @@ def fmt(value: Any, kind: str = "num") -> str:
         return "yes" if value else "no"
     if kind == "pct":
         return f"{value * 100:.1f}%"
+    if kind == "percent":  # already in percent (rollout traffic)
+        return f"{value:.1f}%"
     if kind == "ms":
         return f"{value:.1f} ms"
     if kind == "rate":

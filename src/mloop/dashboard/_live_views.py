@@ -111,8 +111,11 @@ def _guards(sources: Sources, state: Any, policy: Any) -> dict[str, Any]:
         candidate=candidate.get(state.candidate, VersionStats(ready=False)),
     )
     values = guard_metrics(policy, obs)
-    for guard in limits:
-        guard["value"] = values.get(guard["metric"])
+    for guard, spec in zip(limits, policy.guards, strict=True):
+        value = values.get(spec.metric)
+        guard["value"] = value
+        # The guard's own comparison (what next_step applies); None: not enough data yet.
+        guard["holds"] = None if value is None else spec.holds(value)
     return {
         "guards": limits,
         "stable": obs.stable.to_dict(),

@@ -394,7 +394,7 @@ def rollout_page(data: dict[str, Any]) -> str:
             f'<div class="side"><h3>{esc(role.title())} v{esc(r[role])}</h3>'
             + kv(
                 {
-                    "Traffic": live(f"rollout.{role}_traffic", r[f"{role}_traffic"] / 100, "pct"),
+                    "Traffic": live(f"rollout.{role}_traffic", r[f"{role}_traffic"], "percent"),
                     "Requests": live(f"{role}.requests", stats.get("requests"), "int"),
                     "Error rate": live(f"{role}.error_rate", stats.get("error_rate"), "pct"),
                     "p99": live(f"{role}.p99_ms", stats.get("p99_ms"), "ms"),
@@ -414,7 +414,7 @@ def rollout_page(data: dict[str, Any]) -> str:
                 esc(g["metric"]),
                 live(f"guards.{i}.value", g.get("value")),
                 esc(f"{g['op']} {fmt(g['threshold'])}"),
-                esc(NONE if g.get("value") is None else ("yes" if _holds(g) else "NO")),
+                live(f"guards.{i}.holds", g.get("holds"), "text"),
             ]
             for i, g in enumerate(data["guards"])
         ),
@@ -458,13 +458,6 @@ def rollout_page(data: dict[str, Any]) -> str:
         api=f"/ui/api{_m(name)[3:]}/rollout",
         crumbs=_tabs(name),
     )
-
-
-def _holds(guard: Mapping[str, Any]) -> bool:
-    value, limit = float(guard["value"]), float(guard["threshold"])
-    return {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[
-        guard["op"]
-    ]
 
 
 def activity_page(data: dict[str, Any]) -> str:

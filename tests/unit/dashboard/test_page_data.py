@@ -179,6 +179,7 @@ def test_rollout_view_values_guards_with_the_controllers_observations(registry: 
     [guard] = data["guards"]
     assert guard["metric"] == "error_rate" and guard["threshold"] == 0.05
     assert guard["value"] == pytest.approx(1 / 20)
+    assert guard["holds"] is False  # 5 % errors breaks "error_rate < 0.05"
     assert [e["action"] for e in data["timeline"]] == ["create"]
     rollouts.command("iris", "rollback", actor="bo")
     after = rollout_view(_sources(registry, observations=observations), "iris")

@@ -11,6 +11,7 @@
     if (kind === "text" || typeof value === "string") return String(value);
     if (typeof value === "boolean") return value ? "yes" : "no";
     if (kind === "pct") return (value * 100).toFixed(1) + "%";
+    if (kind === "percent") return value.toFixed(1) + "%";
     if (kind === "ms") return value.toFixed(1) + " ms";
     if (kind === "rate") return value.toFixed(2) + "/s";
     if (kind === "int") return String(Math.trunc(value));
