@@ -13,12 +13,28 @@ import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 NONE = "\u2013"  # an en dash: no value
 
-__all__ = ["NONE", "chart", "esc", "fmt", "json_block", "live", "page", "table"]
+__all__ = [
+    "NONE",
+    "chart",
+    "compact",
+    "esc",
+    "fmt",
+    "json_block",
+    "kv",
+    "link",
+    "live",
+    "model_crumbs",
+    "model_tabs",
+    "model_url",
+    "page",
+    "table",
+]
 
 NAV = (
     ("Models", "/ui/"),
@@ -140,3 +156,32 @@ def page(
 <script src="/ui/static/dashboard.js" defer></script>
 </body>
 </html>"""
+
+
+def model_url(name: str) -> str:
+    """The model page's path (the name URL-quoted)."""
+    return "/ui/models/" + quote(name, safe="")
+
+
+def model_crumbs(name: str) -> list[tuple[str, str]]:
+    """Breadcrumbs of a page under one model."""
+    return [("Models", "/ui/"), (name, model_url(name))]
+
+
+def model_tabs(name: str) -> str:
+    """Links to the model's three screens: versions, monitor, rollout."""
+    links = [
+        link(model_url(name), "Versions"),
+        link(model_url(name) + "/monitor", "Monitor"),
+        link(model_url(name) + "/rollout", "Rollout"),
+    ]
+    return '<p class="tabs">' + " ".join(links) + "</p>"
+
+
+def compact(value: Any) -> str:
+    """One-line text of nested data (``k=v, …``); escape it before it goes into HTML."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={compact(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(compact(v) for v in value) + "]"
+    return fmt(value) if isinstance(value, float) else str(value)

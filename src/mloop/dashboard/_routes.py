@@ -21,9 +21,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mloop.auth import Guard, Principal, Scope
+from mloop.dashboard import _catalog_pages as catalog_pages
 from mloop.dashboard import _catalog_views as catalog
+from mloop.dashboard import _live_pages as live_pages
 from mloop.dashboard import _live_views as live
-from mloop.dashboard import _pages as pages
 from mloop.dashboard._sources import Sources
 from mloop.errors import Forbidden, InvalidInput, MloopError, NotFound, Unauthenticated
 from mloop.rollout import Rollouts
@@ -72,7 +73,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
             body = await run_in_threadpool(build)
         except MloopError as exc:
             login = isinstance(exc, (Unauthenticated, Forbidden))
-            text = pages.error_page(exc.status_code, exc.message, login=login)
+            text = live_pages.error_page(exc.status_code, exc.message, login=login)
             return HTMLResponse(text, status_code=exc.status_code, headers=_SECURITY_HEADERS)
         return HTMLResponse(body, headers=_SECURITY_HEADERS)
 
@@ -95,7 +96,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/")
     async def models_page(request: Request) -> Response:
-        return await html(request, lambda: pages.models_page(models_data()))
+        return await html(request, lambda: catalog_pages.models_page(models_data()))
 
     @router.get("/api/models")
     async def models_api(request: Request) -> Response:
@@ -103,7 +104,9 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/models/{name}")
     async def model_page(request: Request, name: str) -> Response:
-        return await html(request, lambda: pages.model_page(catalog.model_detail(sources, name)))
+        return await html(
+            request, lambda: catalog_pages.model_page(catalog.model_detail(sources, name))
+        )
 
     @router.get("/api/models/{name}")
     async def model_api(request: Request, name: str) -> Response:
@@ -112,7 +115,8 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
     @router.get("/models/{name}/versions/{version}")
     async def version_page(request: Request, name: str, version: int) -> Response:
         return await html(
-            request, lambda: pages.version_page(catalog.version_detail(sources, name, version))
+            request,
+            lambda: catalog_pages.version_page(catalog.version_detail(sources, name, version)),
         )
 
     @router.get("/api/models/{name}/versions/{version}")
@@ -130,7 +134,8 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
     @router.get("/models/{name}/compare")
     async def compare_page(request: Request, name: str, a: int, b: int) -> Response:
         return await html(
-            request, lambda: pages.compare_page(catalog.compare_versions(sources, name, a, b))
+            request,
+            lambda: catalog_pages.compare_page(catalog.compare_versions(sources, name, a, b)),
         )
 
     @router.get("/api/models/{name}/compare")
@@ -147,7 +152,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
     ) -> Response:
         return await html(
             request,
-            lambda: pages.monitor_page(
+            lambda: live_pages.monitor_page(
                 monitor_data(name, since, window, version), live.WINDOW_CHOICES, live.SINCE_CHOICES
             ),
         )
@@ -164,7 +169,9 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/models/{name}/rollout")
     async def rollout_page(request: Request, name: str) -> Response:
-        return await html(request, lambda: pages.rollout_page(live.rollout_view(sources, name)))
+        return await html(
+            request, lambda: live_pages.rollout_page(live.rollout_view(sources, name))
+        )
 
     @router.get("/api/models/{name}/rollout")
     async def rollout_api(request: Request, name: str) -> Response:
@@ -205,7 +212,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/activity")
     async def activity_page(request: Request) -> Response:
-        return await html(request, lambda: pages.activity_page(live.activity(sources)))
+        return await html(request, lambda: live_pages.activity_page(live.activity(sources)))
 
     @router.get("/api/activity")
     async def activity_api(request: Request) -> Response:
