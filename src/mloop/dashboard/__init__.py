@@ -19,7 +19,13 @@ from mloop.dashboard._catalog_views import (
     models_overview,
     version_detail,
 )
-from mloop.dashboard._live_views import activity, monitor_view, rollout_view, window_series
+from mloop.dashboard._live_views import (
+    activity,
+    monitor_view,
+    rollout_view,
+    triggered_runs,
+    window_series,
+)
 from mloop.dashboard._routes import COOKIE, dashboard_router
 from mloop.dashboard._sources import Sources, TrafficSnapshot
 
@@ -36,6 +42,7 @@ __all__ = [
     "models_overview",
     "monitor_view",
     "rollout_view",
+    "triggered_runs",
     "version_detail",
     "window_series",
 ]

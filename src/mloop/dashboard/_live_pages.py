@@ -167,23 +167,17 @@ def rollout_page(data: dict[str, Any]) -> str:
 def activity_page(data: dict[str, Any]) -> str:
     """Alerts (what fired and what it triggered) and pipeline runs (steps, why they stopped)."""
     alerts = table(
-        ["When", "Rule", "Model", "Status", "Value", "Details"],
+        ["When", "Rule", "Model", "Event", "Value", "Threshold", "Message", "Started run"],
         (
             [
                 esc(fmt(a.get("at"), "time")),
                 esc(a.get("rule")),
                 link(model_url(str(a.get("model"))), a.get("model")),
-                esc(a.get("status")),
+                esc(a.get("kind")),
                 esc(fmt(a.get("value"))),
-                esc(
-                    compact(
-                        {
-                            k: v
-                            for k, v in a.items()
-                            if k not in ("id", "at", "rule", "model", "status", "value")
-                        }
-                    )
-                ),
+                esc(f"{a.get('metric')} {fmt(a.get('threshold'))}"),
+                esc(a.get("message")),
+                esc(", ".join(a.get("triggered", [])) or NONE),
             ]
             for a in data["alerts"]
         ),
@@ -194,10 +188,11 @@ def activity_page(data: dict[str, Any]) -> str:
         steps = " → ".join(f"{s['name']}:{s['status']}" for s in run["steps"])
         runs.append(
             [
+                esc(run["id"]),
                 esc(fmt(run["created_at"], "time")),
                 esc(run["pipeline"]),
                 link(model_url(run["model"]), run["model"]),
-                esc(compact(run["trigger"])),
+                esc(f"{run['trigger'].get('kind', '')} {run['trigger'].get('key') or ''}".strip()),
                 esc(run["status"]),
                 esc(steps),
                 esc(
@@ -209,7 +204,7 @@ def activity_page(data: dict[str, Any]) -> str:
             ]
         )
     body = f"""<section><h2>Alerts</h2>{alerts}</section>
-<section><h2>Pipeline runs</h2>{table(["When", "Pipeline", "Model", "Trigger", "Status", "Steps", "Outcome"], runs, empty="No pipeline runs yet: mloop retrain <pipeline> starts one.")}</section>"""
+<section><h2>Pipeline runs</h2>{table(["Run", "When", "Pipeline", "Model", "Trigger", "Status", "Steps", "Outcome"], runs, empty="No pipeline runs yet: mloop retrain <pipeline> starts one.")}</section>"""
     return page("Alerts & runs", body, data=data, api="/ui/api/activity")
 
 

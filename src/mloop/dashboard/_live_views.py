@@ -14,7 +14,7 @@ from mloop.dashboard._sources import Sources
 from mloop.pipelines import RunStore
 from mloop.rollout import Observations, Rollouts, VersionStats, guard_metrics
 
-__all__ = ["activity", "monitor_view", "rollout_view", "window_series"]
+__all__ = ["activity", "monitor_view", "rollout_view", "triggered_runs", "window_series"]
 
 WINDOW_CHOICES = ("5m", "15m", "1h", "6h", "1d")
 SINCE_CHOICES = ("1h", "6h", "24h", "7d")
@@ -161,7 +161,22 @@ def activity(sources: Sources, *, limit: int = 50) -> dict[str, Any]:
         for step in data["steps"]:
             step.pop("logs", None)
         out_runs.append(data)
+    for alert in alerts:
+        alert["triggered"] = triggered_runs(alert, out_runs)
     return {"alerts": alerts, "runs": out_runs}
+
+
+def triggered_runs(alert: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+    """Ids of the runs this firing alert started (their trigger names its rule, at its time)."""
+    if alert.get("kind") != "firing":
+        return []
+    return [
+        r["id"]
+        for r in runs
+        if r["trigger"].get("kind") == "alert"
+        and r["trigger"].get("key") == alert.get("rule")
+        and float(r["trigger"].get("at") or 0.0) >= float(alert.get("at") or 0.0)
+    ][-1:]  # runs are newest first: the first run after the event
 
 
 def _rejection(reports: Any) -> str | None:

@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mloop.auth import KeyStore
 from mloop.config import Settings
+from mloop.pipelines import RunStore
 from mloop.registry import Registry
 from mloop.rollout import CanaryPolicy, Rollouts
 from mloop.server import build_app
@@ -107,6 +108,32 @@ def test_hostile_tag_and_description_render_inert(open_client: TestClient) -> No
     assert (
         open_client.get("/ui/").headers["content-security-policy"].startswith("default-src 'self'")
     )
+
+
+def test_runs_show_their_steps_and_why_they_stopped(
+    open_client: TestClient, registry: Registry
+) -> None:
+    runs = RunStore(registry.store)
+    trigger = {"kind": "alert", "key": "iris-drift", "at": 1.0, "details": {}}
+    steps = ["snapshot", "validate", "train", "gate"]
+    runs.create_run(
+        "r1",
+        pipeline="iris-retrain",
+        model="iris",
+        trigger=trigger,
+        params={},
+        steps=steps,
+        now=2.0,
+    )
+    runs.update_step("r1", "snapshot", status="succeeded")
+    runs.update_step("r1", "gate", status="failed", error="challenger 0.80 < champion 0.95")
+    runs.update_run("r1", status="rejected", error=f"gate refused it {HOSTILE}")
+    [run] = open_client.get("/ui/api/activity").json()["runs"]
+    assert run["stopped_because"] == f"gate refused it {HOSTILE}"
+    assert [s["status"] for s in run["steps"]] == ["succeeded", "pending", "pending", "failed"]
+    text = open_client.get("/ui/activity").text
+    assert "snapshot:succeeded → validate:pending → train:pending → gate:failed" in text
+    assert "gate refused it &lt;script&gt;" in text and HOSTILE not in text
 
 
 def test_unknown_model_is_a_404_page_and_a_json_error(open_client: TestClient) -> None:

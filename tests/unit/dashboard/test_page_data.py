@@ -20,6 +20,7 @@ from mloop.dashboard import (
     model_detail,
     models_overview,
     rollout_view,
+    triggered_runs,
     version_detail,
     window_series,
 )
@@ -201,3 +202,15 @@ def test_rollout_view_of_a_model_without_rollouts_is_empty(registry: Registry) -
 def test_no_frame_leaks_into_page_data(registry: Registry) -> None:
     data = version_detail(_sources(registry), "iris", 2)
     assert not any(isinstance(v, pd.DataFrame) for v in data.values())
+
+
+def test_a_firing_alert_names_the_run_it_started() -> None:
+    runs = [
+        {"id": "later", "trigger": {"kind": "alert", "key": "drift", "at": 50.0}},
+        {"id": "first", "trigger": {"kind": "alert", "key": "drift", "at": 11.0}},
+        {"id": "manual", "trigger": {"kind": "manual", "key": "", "at": 12.0}},
+    ]
+    firing = {"kind": "firing", "rule": "drift", "at": 10.0}
+    assert triggered_runs(firing, runs) == ["first"]
+    assert triggered_runs({**firing, "kind": "resolved"}, runs) == []
+    assert triggered_runs({**firing, "rule": "other"}, runs) == []
