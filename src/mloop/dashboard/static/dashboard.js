@@ -1,5 +1,6 @@
 // mloop dashboard: live refresh, SVG charts, rollout commands. Our own ~200 lines
-// (Apache-2.0 like mloop, see LICENSE): no library and nothing from a CDN, so the pages work offline.
+// (Apache-2.0 like mloop, see LICENSE): the pages need only lines, dashed thresholds and
+// bars, so no charting library is vendored, and nothing loads from a CDN (works offline).
 "use strict";
 (function () {
   const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#9c755f"];
