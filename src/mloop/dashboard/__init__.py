@@ -26,11 +26,13 @@ from mloop.dashboard._live_views import (
     triggered_runs,
     window_series,
 )
+from mloop.dashboard._recent import Recent
 from mloop.dashboard._routes import COOKIE, dashboard_router
 from mloop.dashboard._sources import Sources, TrafficSnapshot
 
 __all__ = [
     "COOKIE",
+    "Recent",
     "Sources",
     "TrafficSnapshot",
     "activity",

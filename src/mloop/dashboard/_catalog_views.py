@@ -52,7 +52,9 @@ def _open_alerts(sources: Sources, name: str) -> list[dict[str, Any]]:
 def _drift_now(sources: Sources, name: str) -> dict[str, Any]:
     """The monitor's last window of the past hour: drift share and drifted features."""
     try:
-        status = sources.monitor.status(name, since="1h", window="1h")
+        status = sources.recent.get(
+            ("drift-now", name), lambda: sources.monitor.status(name, since="1h", window="1h")
+        )
     except MloopError as exc:
         return {"status": "unknown", "reason": exc.message}
     last = status.total

@@ -13,7 +13,6 @@ from urllib.parse import quote
 from mloop.dashboard._html import (
     NONE,
     chart,
-    compact,
     esc,
     fmt,
     kv,

@@ -75,15 +75,24 @@ def monitor_view(
     version: int | None = None,
 ) -> dict[str, Any]:
     """The model's monitoring windows and the chart series drawn from them."""
+    return sources.recent.get(
+        ("monitor", name, since, window, version),
+        lambda: _monitor_view(sources, name, since, window, version),
+    )
+
+
+def _monitor_view(
+    sources: Sources, name: str, since: str, window: str, version: int | None
+) -> dict[str, Any]:
     status = sources.monitor.status(name, since=since, window=window, version=version)
     data = status.to_dict(detail=True)
     windows = data.pop("windows")
-    rows = sum(w["rows"] for w in windows)
-    labelled = sum(w["labelled"] for w in windows)
-    for w in windows:  # the full reports are only needed for the series
+    series = window_series(windows) if windows else None
+    for w in windows:  # the full reports were only needed for the series
         w.pop("drift_report", None)
         w.pop("prediction_drift_report", None)
-    series = window_series(status.to_dict(detail=True)["windows"]) if windows else None
+    rows = sum(w["rows"] for w in windows)
+    labelled = sum(w["labelled"] for w in windows)
     return {
         **data,
         "since_arg": since,

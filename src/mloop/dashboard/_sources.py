@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from mloop.dashboard._recent import Recent
 
 if TYPE_CHECKING:
     from mloop.monitor.live import Alerter, Monitor
@@ -28,3 +30,5 @@ class Sources:
     observations: ObservationSource | None = None
     traffic: TrafficSnapshot | None = None
     traffic_window_s: float = 60.0
+    # Monitor reads (drift of the last hour, Monitor pages) kept this long for every reader.
+    recent: Recent = field(default_factory=Recent)

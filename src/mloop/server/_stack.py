@@ -35,7 +35,7 @@ from fastapi import FastAPI
 
 from mloop._clock import Clock, SystemClock
 from mloop.config import Settings
-from mloop.dashboard import Sources, dashboard_router
+from mloop.dashboard import Recent, Sources, dashboard_router
 from mloop.rollout import Controller, TrafficLedger, TrafficRecorder
 from mloop.server._guards import GuardStats, LiveObservations
 from mloop.server._loops import Lease, LoopRunner, alert_step, alert_tick_s, build_triggers
@@ -198,12 +198,14 @@ def build_app(
         lease = Lease(registry, "pipeline-triggers", clock)
         stack.loops.append(LoopRunner("triggers", triggers.tick, TRIGGER_TICK_S, lease, clock))
     app.state.stack = stack
-    app.include_router(dashboard_router(_dashboard_sources(stack, registry, engine), serving.guard))
+    app.include_router(
+        dashboard_router(_dashboard_sources(stack, registry, engine, clock), serving.guard)
+    )
     _wrap_lifespan(app, stack)
     return app
 
 
-def _dashboard_sources(stack: Stack, registry: Registry, engine: Any) -> Sources:
+def _dashboard_sources(stack: Stack, registry: Registry, engine: Any, clock: Clock) -> Sources:
     """What the dashboard reads: the stack's parts and serving's live per-version stats."""
     return Sources(
         registry=registry,
@@ -212,6 +214,8 @@ def _dashboard_sources(stack: Stack, registry: Registry, engine: Any) -> Sources
         observations=stack.observations,
         traffic=engine.stats.snapshot,
         traffic_window_s=float(engine.stats.window_s),
+        # As fresh as the guards' monitor numbers: the log changes at compaction.
+        recent=Recent(min(10.0, registry.settings.monitor.compact_interval_s), clock=clock),
     )
 
 

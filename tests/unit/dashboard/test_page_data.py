@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from mloop._clock import ManualClock
 from mloop.config import Settings
 from mloop.dashboard import (
+    Recent,
     Sources,
     alias_history,
     compare_versions,
@@ -214,3 +215,31 @@ def test_a_firing_alert_names_the_run_it_started() -> None:
     assert triggered_runs(firing, runs) == ["first"]
     assert triggered_runs({**firing, "kind": "resolved"}, runs) == []
     assert triggered_runs({**firing, "rule": "other"}, runs) == []
+
+
+def test_recent_results_are_shared_until_they_age() -> None:
+    clock = ManualClock(0.0)
+    recent = Recent(5.0, clock=clock)
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert recent.get("k", compute) == 1
+    clock.advance(4.9)
+    assert recent.get("k", compute) == 1  # every reader within the TTL gets the same result
+    assert recent.get("other", compute) == 2
+    clock.advance(0.2)
+    assert recent.get("k", compute) == 3
+
+
+def test_a_failed_computation_is_not_kept() -> None:
+    recent = Recent(5.0, clock=ManualClock(0.0))
+
+    def fail() -> int:
+        raise NotFound("gone")
+
+    with pytest.raises(NotFound):
+        recent.get("k", fail)
+    assert recent.get("k", lambda: 7) == 7
