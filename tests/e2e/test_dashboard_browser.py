@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium driven by Playwright) on a real server.
 
 A model with traffic, labels and a running canary; the test opens ``/ui/``, clicks
-through Model, Version, Monitor and Rollout, watches a number change without a
+through Model, Compare, Version, Monitor, Rollout and Alerts & runs, watches a number change without a
 reload, rolls the canary back from its button, and checks that no page asked any
 host but the server. Screenshots land in the test's tmp folder.
 """
@@ -136,6 +136,13 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
             assert page.locator("[data-chart=metrics] svg path").count() == 1
             page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
 
+            # Compare (the form on the Model page), then back.
+            page.get_by_role("button", name="Compare").click()
+            page.wait_for_url("**/compare?a=1&b=2")
+            assert "0.96" in page.locator("section", has_text="Metrics").inner_text()
+            assert "The contracts are the same." in page.content()
+            page.go_back()
+
             # Version: lineage and contract.
             page.get_by_role("link", name="v1", exact=True).click()
             page.wait_for_url("**/versions/1")
@@ -163,6 +170,10 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
             page.locator('[data-field="rollout.phase"]', has_text="rolled_back").wait_for()
             expect(page.locator('[data-field="rollout.candidate_traffic"]')).to_have_text("0.0%")
             page.screenshot(path=str(tmp_path / "rolled-back.png"), full_page=True)
+            page.get_by_role("link", name="Alerts & runs").click()
+            page.wait_for_url("**/ui/activity")
+            assert "No pipeline runs yet" in page.content()
+
             page.set_viewport_size({"width": 390, "height": 844})  # a phone
             page.goto(handle.url + "/ui/")
             page.screenshot(path=str(tmp_path / "models-phone.png"), full_page=True)
