@@ -177,6 +177,11 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
             page.set_viewport_size({"width": 390, "height": 844})  # a phone
             page.goto(handle.url + "/ui/")
             page.screenshot(path=str(tmp_path / "models-phone.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.emulate_media(color_scheme="dark")
+            page.goto(handle.url + "/ui/models/iris/monitor")
+            page.locator("[data-chart=drift] svg").wait_for()
+            page.screenshot(path=str(tmp_path / "monitor-dark.png"), full_page=True)
         finally:
             browser.close()
 

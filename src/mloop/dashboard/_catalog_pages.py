@@ -82,7 +82,7 @@ def models_page(models: list[dict[str, Any]]) -> str:
             "Aliases",
             "Serving",
             "Traffic split",
-            "Requests",
+            "Request rate",
             "p50 / p99",
             "Errors",
             "Drift (last hour)",

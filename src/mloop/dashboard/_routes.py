@@ -59,6 +59,16 @@ def _request_id(request: Request) -> str | None:
     return state.get("request_id") or request.headers.get("x-request-id")
 
 
+def _contract(sources: Sources, name: str, version: int) -> Any:
+    contract = sources.registry.get(f"{name}:{version}").schema_dict
+    if contract is None:
+        raise NotFound(
+            f"{name}:{version} has no contract: it was registered without training data. "
+            "Register a new version with training_data=... to infer one."
+        )
+    return contract
+
+
 def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
     """Every ``/ui`` route over ``sources``, behind ``guard`` (the server's key check)."""
     router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -125,7 +135,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
 
     @router.get("/models/{name}/versions/{version}/contract.json")
     async def contract_download(request: Request, name: str, version: int) -> Response:
-        response = await api(request, lambda: sources.registry.get(f"{name}:{version}").schema_dict)
+        response = await api(request, lambda: _contract(sources, name, version))
         if response.status_code == 200:
             filename = f"{name}-v{version}-contract.json".replace('"', "")
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'

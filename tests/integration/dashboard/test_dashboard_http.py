@@ -185,3 +185,17 @@ def test_rollback_needs_deploy_and_the_dashboard_header(
     timeline = client.get("/ui/api/models/iris/rollout", headers=_bearer(tokens["view"])).json()
     assert timeline["timeline"][-1]["actor"] == "dashboard:deploy-key"
     assert timeline["timeline"][-1]["reason"] == "p99"
+
+
+def test_a_version_without_training_data_says_what_is_missing(
+    open_client: TestClient, registry: Registry
+) -> None:
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    registry.register(LogisticRegression(max_iter=300).fit(x, y), "iris")
+    page = open_client.get("/ui/models/iris/versions/3")
+    assert page.status_code == 200
+    assert "No contract: register iris with training_data" in page.text
+    assert "No reference profile" in page.text
+    download = open_client.get("/ui/models/iris/versions/3/contract.json")
+    assert download.status_code == 404
+    assert "training_data" in download.json()["error"]["message"]
