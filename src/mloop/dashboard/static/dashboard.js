@@ -57,7 +57,8 @@
     const step = Math.max(1, Math.ceil(n / 6));
     spec.x.forEach((label, i) => {
       if (i % step === 0 || i === n - 1) {
-        svg.append(el("text", { x: x(i), y: H - 8, "text-anchor": "middle", class: "axis" }, label));
+        const anchor = n > 1 && i === n - 1 ? "end" : n > 1 && i === 0 ? "start" : "middle";
+        svg.append(el("text", { x: x(i), y: H - 8, "text-anchor": anchor, class: "axis" }, label));
       }
     });
     series.forEach((s, k) => {
