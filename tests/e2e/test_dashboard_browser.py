@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from mloop.config import Settings
+from mloop.pipelines import RunStore
 from mloop.registry import Registry
 from mloop.rollout import CanaryPolicy, Guard, Rollouts
 from mloop.server import ServerHandle, run_in_background
@@ -104,6 +106,22 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
         interval_s=1.0,
     )
     Rollouts(registry).deploy("iris:2", policy, actor="test")
+    # A finished retraining run the gate stopped (as the runner records one).
+    runs = RunStore(registry.store)
+    trigger = {"kind": "alert", "key": "iris-drift", "at": 0.0, "details": {}}
+    runs.create_run(
+        "run-1",
+        pipeline="iris-retrain",
+        model="iris",
+        trigger=trigger,
+        params={},
+        steps=["snapshot", "validate", "train", "gate"],
+        now=time.time(),
+    )
+    for step in ("snapshot", "validate", "train"):
+        runs.update_step("run-1", step, status="succeeded")
+    runs.update_step("run-1", "gate", status="failed", error="challenger 0.84 < champion 0.96")
+    runs.update_run("run-1", status="rejected", error="gate: challenger 0.84 < champion 0.96")
     server = urlsplit(handle.url).netloc
     asked: list[str] = []
 
@@ -172,7 +190,9 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
             page.screenshot(path=str(tmp_path / "rolled-back.png"), full_page=True)
             page.get_by_role("link", name="Alerts & runs").click()
             page.wait_for_url("**/ui/activity")
-            assert "No pipeline runs yet" in page.content()
+            run = page.locator("tbody tr", has_text="run-1").inner_text()
+            assert "gate:failed" in run and "challenger 0.84 < champion 0.96" in run
+            page.screenshot(path=str(tmp_path / "activity.png"), full_page=True)
 
             page.set_viewport_size({"width": 390, "height": 844})  # a phone
             page.goto(handle.url + "/ui/")
