@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -199,3 +201,38 @@ def test_a_version_without_training_data_says_what_is_missing(
     download = open_client.get("/ui/models/iris/versions/3/contract.json")
     assert download.status_code == 404
     assert "training_data" in download.json()["error"]["message"]
+
+
+def test_a_firing_alert_shows_on_models_and_activity(
+    settings: Settings, registry: Registry
+) -> None:
+    rule = {
+        "name": "iris-traffic",
+        "model": "iris",
+        "metric": "rows",
+        "op": ">",
+        "threshold": 0,
+        "window": "1m",
+    }
+    configured = replace(settings, raw={**settings.raw, "alerts": [rule]})
+    x, _ = load_iris(return_X_y=True, as_frame=True)
+    with TestClient(build_app(configured, registry=registry, auth=False)) as client:
+        while True:  # one request inside one minute (resent if a minute boundary fell during it)
+            before = time.time()
+            sent = client.post(
+                "/models/iris/predict", json={"records": x.head(3).to_dict("records")}
+            )
+            assert sent.status_code == 200
+            if before // 60 == time.time() // 60:
+                break
+        stack = client.app.state.stack  # type: ignore[attr-defined]
+        stack.monitor.compact()
+        # Just after that minute ends: it is the last complete window the rule reads.
+        events = stack.alerter.evaluate(now=(before // 60 + 1) * 60 + 1)
+        assert [e.kind for e in events] == ["firing"]
+        [model] = client.get("/ui/api/models").json()
+        assert [a["rule"] for a in model["open_alerts"]] == ["iris-traffic"]
+        [alert] = client.get("/ui/api/activity").json()["alerts"]
+        assert (alert["rule"], alert["kind"]) == ("iris-traffic", "firing")
+        page = client.get("/ui/activity").text
+        assert "iris-traffic" in page and "firing" in page
