@@ -232,6 +232,13 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
     async def login(request: Request) -> Response:
         """Check a key for ``view`` and keep it in a cookie for the pages."""
         try:
+            # JSON only: a page on another site can post a form or text/plain here without
+            # asking, and could plant its own key in this browser (login CSRF).
+            kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if kind != "application/json":
+                raise InvalidInput(
+                    f"Send the key as JSON with Content-Type: application/json (got {kind!r})."
+                )
             try:
                 token = str(orjson.loads(await request.body())["api_key"])
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:

@@ -163,6 +163,8 @@ def test_login_keeps_the_key_in_a_same_site_cookie(
 ) -> None:
     client, tokens = keyed
     assert client.post("/ui/login", json={"api_key": "mlp_bad_key"}).status_code == 401
+    as_form = client.post("/ui/login", data={"api_key": tokens["view"]})
+    assert as_form.status_code == 422 and "set-cookie" not in as_form.headers
     answer = client.post("/ui/login", json={"api_key": tokens["view"]})
     assert answer.status_code == 200
     cookie = answer.headers["set-cookie"].lower()
