@@ -22,6 +22,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from mloop.auth import KeyStore
 from mloop.config import Settings
 from mloop.pipelines import RunStore
 from mloop.registry import Registry
@@ -50,8 +51,7 @@ def sync_playwright() -> Any:
     return sync_playwright
 
 
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[ServerHandle, Registry]]:
+def _serve(settings: Settings, *, auth: bool) -> tuple[ServerHandle, Registry]:
     settings = replace(
         settings,
         serving=replace(settings.serving, alias_poll_s=0.2, cache_size=0, access_log=False),
@@ -72,7 +72,23 @@ def served(settings: Settings) -> Iterator[tuple[ServerHandle, Registry]]:
         training_data=x,
         metrics={"accuracy": 0.84},
     )
-    handle = run_in_background(settings, registry=registry, auth=False, controller_tick_s=0.2)
+    handle = run_in_background(settings, registry=registry, auth=auth, controller_tick_s=0.2)
+    return handle, registry
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[tuple[ServerHandle, Registry]]:
+    handle, registry = _serve(settings, auth=False)
+    try:
+        yield handle, registry
+    finally:
+        handle.stop()
+        registry.store.dispose()
+
+
+@pytest.fixture
+def served_with_keys(settings: Settings) -> Iterator[tuple[ServerHandle, Registry]]:
+    handle, registry = _serve(settings, auth=True)
     try:
         yield handle, registry
     finally:
@@ -211,3 +227,44 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
     off_machine = [u for u in asked if urlsplit(u).netloc != server]
     assert off_machine == []
     assert all((tmp_path / f).stat().st_size > 10_000 for f in ("models.png", "rollout.png"))
+
+
+def test_a_view_key_cannot_roll_back_and_a_deploy_key_can(
+    sync_playwright: Any, served_with_keys: tuple[ServerHandle, Registry]
+) -> None:
+    from playwright.sync_api import expect
+
+    handle, registry = served_with_keys
+    keys = KeyStore(registry.store)
+    view = keys.create("viewer", ["view"])[1]
+    deploy = keys.create("operator", ["deploy"])[1]
+    Rollouts(registry).deploy("iris:2", CanaryPolicy(steps=(20.0, 100.0)), actor="test")
+
+    def log_in(page: Any, token: str) -> None:
+        page.goto(handle.url + "/ui/models/iris/rollout")
+        page.get_by_label("API key").fill(token)
+        page.get_by_role("button", name="Use this key").click()
+        page.get_by_role("heading", name="iris: rollout").wait_for()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.goto(handle.url + "/ui/")
+            assert "lacks" not in page.content() and page.get_by_label("API key").count() == 1
+
+            log_in(page, view)
+            page.get_by_role("button", name="Rollback").click()
+            expect(page.locator("#command-result")).to_contain_text("lacks scope 'deploy'")
+            assert Rollouts(registry).status("iris")[0].active
+
+            page.context.clear_cookies()
+            log_in(page, deploy)
+            page.get_by_role("button", name="Rollback").click()
+            page.locator('[data-field="rollout.phase"]', has_text="rolled_back").wait_for()
+        finally:
+            browser.close()
+    assert Rollouts(registry).status("iris")[0].phase == "rolled_back"
+    assert Rollouts(registry).history("iris")[-1]["actor"] == "dashboard:operator"
