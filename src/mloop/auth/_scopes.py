@@ -12,8 +12,9 @@ __all__ = ["Principal", "Scope", "parse_scopes"]
 
 
 class Scope(StrEnum):
-    """What a key may do; ``admin`` implies every other scope."""
+    """What a key may do; ``admin`` implies every other scope, ``deploy`` implies ``view``."""
 
+    VIEW = "view"  # read-only: the dashboard's pages and their JSON
     PREDICT = "predict"
     FEEDBACK = "feedback"
     DEPLOY = "deploy"
@@ -44,8 +45,10 @@ class Principal:
     scopes: frozenset[Scope]
 
     def has(self, scope: Scope) -> bool:
-        """True when this caller holds ``scope`` (``admin`` holds them all)."""
-        return scope in self.scopes or Scope.ADMIN in self.scopes
+        """True when this caller holds ``scope`` (``admin`` holds them all; ``deploy`` may view)."""
+        if scope in self.scopes or Scope.ADMIN in self.scopes:
+            return True
+        return scope is Scope.VIEW and Scope.DEPLOY in self.scopes
 
     def require(self, scope: Scope) -> None:
         """Raise ``Forbidden`` unless this caller holds ``scope``."""

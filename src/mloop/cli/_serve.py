@@ -60,7 +60,8 @@ def _store(ctx: typer.Context) -> KeyStore:
 def create(
     ctx: typer.Context,
     scope: Annotated[
-        list[str], typer.Option("--scope", help="predict, feedback, deploy or admin (repeatable).")
+        list[str],
+        typer.Option("--scope", help="view, predict, feedback, deploy or admin (repeatable)."),
     ],
     name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
 ) -> None:

@@ -201,6 +201,7 @@ def serve_and_watch(
         f"4. Serving on {url} (auth off: loopback only) with monitoring, rollouts and alerts."
     )
     console.print(f"   API docs: {url}/docs")
+    console.print(f"   Dashboard: {url}/ui/")
     stack = handle.app.state.stack
     try:
         with httpx.Client(base_url=url, timeout=30) as http:

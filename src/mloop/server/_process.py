@@ -113,7 +113,10 @@ def banner(settings: Settings, url: str, workers: int) -> str:
         auth = "OPEN (no API key needed: listening on loopback only)"
     else:
         auth = "OPEN (auth=off: anyone who can reach this port can predict)"
-    return f"mloop serving on {url} with {workers} worker(s); auth: {auth}; docs: {url}/docs"
+    return (
+        f"mloop serving on {url} with {workers} worker(s); auth: {auth}; docs: {url}/docs; "
+        f"dashboard: {url}/ui/"
+    )
 
 
 @dataclass

@@ -13,7 +13,9 @@
   and, while it holds the controller lease, promotes or rolls back;
 - an alert loop evaluates ``[[alerts]]`` (log, webhook and Prometheus gauges in
   ``/metrics``) and hands firing alerts to the retraining ``TriggerService``,
-  which also ticks about once a minute (schedules, new labels).
+  which also ticks about once a minute (schedules, new labels);
+- the dashboard (``mloop.dashboard``) is mounted at ``/ui/`` behind the same keys
+  (scope "view" to read, "deploy" for rollout commands).
 
 Background work starts and stops with the app's lifespan.
 """
@@ -33,6 +35,7 @@ from fastapi import FastAPI
 
 from mloop._clock import Clock, SystemClock
 from mloop.config import Settings
+from mloop.dashboard import Recent, Sources, dashboard_router
 from mloop.rollout import Controller, TrafficLedger, TrafficRecorder
 from mloop.server._guards import GuardStats, LiveObservations
 from mloop.server._loops import Lease, LoopRunner, alert_step, alert_tick_s, build_triggers
@@ -159,7 +162,8 @@ def build_app(
         stats=GuardStats(recorder, clock=clock),
         **create_kwargs,
     )
-    engine = app.state.serving.engine
+    serving = app.state.serving
+    engine = serving.engine
 
     def is_ready(model: str, version: int) -> bool:
         return (model, version) in engine.pool
@@ -194,8 +198,25 @@ def build_app(
         lease = Lease(registry, "pipeline-triggers", clock)
         stack.loops.append(LoopRunner("triggers", triggers.tick, TRIGGER_TICK_S, lease, clock))
     app.state.stack = stack
+    app.include_router(
+        dashboard_router(_dashboard_sources(stack, registry, engine, clock), serving.guard)
+    )
     _wrap_lifespan(app, stack)
     return app
+
+
+def _dashboard_sources(stack: Stack, registry: Registry, engine: Any, clock: Clock) -> Sources:
+    """What the dashboard reads: the stack's parts and serving's live per-version stats."""
+    return Sources(
+        registry=registry,
+        monitor=stack.monitor,
+        alerter=stack.alerter,
+        observations=stack.observations,
+        traffic=engine.stats.snapshot,
+        traffic_window_s=float(engine.stats.window_s),
+        # As fresh as the guards' monitor numbers: the log changes at compaction.
+        recent=Recent(min(10.0, registry.settings.monitor.compact_interval_s), clock=clock),
+    )
 
 
 def _flush_traffic(ledger: TrafficLedger, recorder: TrafficRecorder, clock: Clock) -> None:
