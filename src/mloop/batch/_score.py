@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,24 +73,16 @@ def _score_local(
     batch_rows: int,
     progress: Progress | None,
 ) -> int:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     scorer = _Scorer(settings, ref)
-    writer = None
-    done = 0
-    try:
-        for path in paths:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-                table = _table(scorer(batch.to_pandas()))
-                writer = writer or pq.ParquetWriter(output, table.schema)
-                writer.write_table(table)
-                done += table.num_rows
-                if progress is not None:
-                    progress(table.num_rows)
-    finally:
-        if writer is not None:
-            writer.close()
-    return done
+    scored = (
+        pa.Table.from_pandas(scorer(batch.to_pandas()), preserve_index=False)
+        for path in paths
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+    )
+    return _write(scored, output, progress)
 
 
 def _score_ray(
@@ -102,8 +94,6 @@ def _score_ray(
     batch_rows: int,
     progress: Progress | None,
 ) -> int:
-    import pyarrow.parquet as pq
-
     from mloop._deps import require
 
     ray = require("ray", "--engine ray")
@@ -119,22 +109,23 @@ def _score_ray(
         batch_size=batch_rows,
         batch_format="pandas",
     )
+    return _write(scored.iter_batches(batch_format="pyarrow", batch_size=None), output, progress)
+
+
+def _write(tables: Iterable[Any], output: Path, progress: Progress | None) -> int:
+    """Append scored Arrow tables to one Parquet file, in order; return the rows written."""
+    import pyarrow.parquet as pq
+
     writer = None
     done = 0
     try:
-        for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
-            writer = writer or pq.ParquetWriter(output, batch.schema)
-            writer.write_table(batch)
-            done += batch.num_rows
+        for table in tables:
+            writer = writer or pq.ParquetWriter(output, table.schema)
+            writer.write_table(table)
+            done += table.num_rows
             if progress is not None:
-                progress(batch.num_rows)
+                progress(table.num_rows)
     finally:
         if writer is not None:
             writer.close()
     return done
-
-
-def _table(frame: pd.DataFrame) -> Any:
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(frame, preserve_index=False)
