@@ -103,6 +103,12 @@ class Settings:
     home: Path = Path(".mloop")
     database_url: str = ""
     artifacts_url: str = ""
+    # Verified copies of remote artifacts by sha256, so a restarted replica loads from
+    # disk; empty: ``<home>/artifact-cache``; "off": no cache (local stores never use one).
+    artifacts_cache: str = ""
+    # fsspec storage options of the artifact store (``[storage]``, ``MLOOP_STORAGE__KEY``),
+    # e.g. ``endpoint_url``, ``key``, ``secret`` for s3fs; AWS_* variables work as well.
+    storage: Mapping[str, Any] = field(default_factory=dict, hash=False)
     redis_url: str = ""
     log_level: str = "INFO"
     serving: ServingSettings = field(default_factory=ServingSettings)
@@ -117,6 +123,12 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{home / 'mloop.db'}")
         if not self.artifacts_url:
             object.__setattr__(self, "artifacts_url", (home / "artifacts").as_uri())
+        if not isinstance(self.storage, Mapping):
+            raise ConfigurationError(
+                f"[storage] must be a table of fsspec options, got {self.storage!r}."
+            )
+        if not self.artifacts_cache:
+            object.__setattr__(self, "artifacts_cache", str(home / "artifact-cache"))
 
     @property
     def is_sqlite(self) -> bool:
