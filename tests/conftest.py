@@ -109,14 +109,20 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             pytest.fail("moto[server] is not installed; CI=true requires it (mloop[test]).")
         pytest.skip("moto[server] is not installed (pip install 'mloop[test]')")
     port = _moto_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, "MOTO_ENABLE_RECORDING": "True"}
+    folder = tmp_path_factory.mktemp("moto")
+    log = folder / "moto.log"
+    env = {
+        **os.environ,
+        "MOTO_ENABLE_RECORDING": "True",  # the request log tests count GETs in
+        "MOTO_RECORDER_FILEPATH": str(folder / "requests.jsonl"),
+    }
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=folder,
         )
     server = S3Server(endpoint=f"http://127.0.0.1:{port}")
     try:
