@@ -211,6 +211,9 @@ class Engine:
                 await self.reconcile()
             except Exception:
                 log.exception("reconcile failed; serving continues with the current versions")
+            if self.metrics.multiprocess_dir is not None:
+                # A scrape reaches one worker: every worker keeps its gauges current.
+                self.sample_gauges()
 
     async def stop(self) -> None:
         """Stop polling and background work; release threads and connections."""
@@ -285,6 +288,18 @@ class Engine:
         # Successes count too, or a shadow's error rate would be its failures over themselves.
         self.stats.observe(name, version, (time.perf_counter() - started) * 1000)
         self.stats.observe_shadow(name, version, _agreement(answer, result), len(answer))
+
+    def sample_gauges(self) -> None:
+        """Set the pool and queue gauges of ``/metrics`` from this process's state."""
+        m = self.metrics
+        stats = self.pool.stats
+        m.pool_resident.set(stats.resident)
+        m.pool_memory.set(stats.memory_mb)
+        m.pool_lookups.labels("hit").set(stats.hits)
+        m.pool_lookups.labels("miss").set(stats.misses)
+        for key, depth in self.queue_depths().items():
+            m.queue_depth.labels(key.split(":")[0]).set(depth)
+        m.sample_rss()
 
     def queue_depths(self) -> dict[str, int]:
         """Requests waiting per served version (``name:version``)."""
