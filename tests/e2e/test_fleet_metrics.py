@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +167,28 @@ def test_the_dashboard_queries_only_metrics_the_server_exports(fleet: Fleet) -> 
 def test_the_dashboard_check_sees_metric_names_not_functions_or_labels() -> None:
     expr = 'histogram_quantile(0.9, sum by (le) (rate(nope_bucket{a="b"}[5m]))) / 1e-9 + on(x) b'
     assert dashboard_metrics({"panels": [{"targets": [{"expr": expr}]}]}) == {"nope_bucket", "b"}
+
+
+def test_a_dead_workers_gauges_leave_the_sums_and_its_counts_stay(fleet: Fleet) -> None:
+    """Runs last: it kills a worker of the module's server."""
+    pids = sorted(
+        int(p.stem.rsplit("_", 1)[1]) for p in (fleet.home / "prometheus").glob("counter_*.db")
+    )
+    os.kill(pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        assert time.monotonic() < deadline, "the dead worker's gauges stayed in the sums"
+        try:
+            samples = fleet.scrape()
+        except httpx.TransportError:  # a connection queued at the killed worker is reset
+            continue
+        resident = sum(v for k, v in samples.items() if k.startswith("mloop_pool_resident_models"))
+        if resident == 1:
+            break
+        time.sleep(0.2)
+    total = sum(
+        v
+        for k, v in samples.items()
+        if k.startswith("mloop_requests_total") and '"status": "200"' in k
+    )
+    assert total == REQUESTS  # a counter never goes back: the dead worker's answers count

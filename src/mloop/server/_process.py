@@ -14,6 +14,7 @@ import gc
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -258,5 +259,17 @@ def serve(settings: Settings, refs: Iterable[str] = (), *, workers: int | None =
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for p in procs:
-        p.join()
+    running = {p.sentinel: p for p in procs}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            ended = running.pop(cast(int, sentinel))
+            ended.join()
+            if ended.pid is not None:  # its gauges leave the sums at once
+                _forget_worker_gauges(ended.pid)
+
+
+def _forget_worker_gauges(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid)

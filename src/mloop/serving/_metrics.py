@@ -33,9 +33,14 @@ def _rss_bytes() -> float:
 def multiprocess_dir() -> str | None:
     """The folder of multiprocess metrics, if this process runs in that mode.
 
-    Read from the environment because prometheus-client chose its value store from the
-    same variable when it was imported; the two must agree.
+    prometheus-client chose its value store from ``PROMETHEUS_MULTIPROC_DIR`` when it was
+    imported; a process that imported it before the variable was set keeps its values in
+    memory, and so must render them from memory.
     """
+    from prometheus_client import values
+
+    if values.ValueClass is values.MutexValue:
+        return None
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
