@@ -180,6 +180,8 @@ class Engine:
             self.pool.pin(name, version)
         await self.reconcile(initial=True)
         self.ready = True
+        if self.metrics.multiprocess_dir is not None:
+            self.sample_gauges()  # before the first scrape, which may reach another worker
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def reconcile(self, *, initial: bool = False) -> None:
