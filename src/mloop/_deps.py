@@ -25,6 +25,7 @@ _EXTRAS: dict[str, str] = {
     "prefect": "prefect",
     "torch": "torch",
     "palmerpenguins": "demo",
+    "opentelemetry": "otel",
 }
 
 

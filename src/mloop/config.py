@@ -58,6 +58,9 @@ class ServingSettings:
     fast_routes: bool = True
     # FastAPI's native OpenTelemetry spans and metrics (for processes with OTel providers).
     otel: bool = False
+    # mloop's own spans of each prediction (admission, batch, predict, log) over OTLP:
+    # the ``otel`` extra; endpoint and service name from the standard OTEL_* variables.
+    traces: bool = False
     # A request's headers must arrive within this of its first byte, its body within
     # body_timeout_s of the headers; one client address holds at most this many
     # connections (0: no cap; set it behind a load balancer, whose address all share).
