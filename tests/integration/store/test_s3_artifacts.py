@@ -153,3 +153,25 @@ def test_a_restarted_replica_loads_from_its_cache_without_downloading(
     restarted = _replica_load(tmp_path / "replica", s3_bucket, s3_server)
     assert restarted == first
     assert _artifact_gets(s3_server, s3_bucket) - before == downloaded  # zero GETs this time
+
+
+def test_an_unreachable_endpoint_is_a_retryable_503_that_names_what_to_check() -> None:
+    import socket
+
+    from mloop.errors import Unavailable
+    from mloop.store import ArtifactStore
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = ArtifactStore(
+        "s3://nowhere/artifacts",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        key="k",
+        secret="s",
+        config_kwargs={"retries": {"max_attempts": 1}},  # [storage] options reach s3fs as-is
+        skip_instance_cache=True,
+    )
+    with pytest.raises(Unavailable, match="cannot be reached.*AWS_ENDPOINT_URL") as caught:
+        store.exists("ab" * 32)
+    assert caught.value.status_code == 503 and caught.value.retryable
