@@ -29,10 +29,17 @@ class S3Server:
         """The same as fsspec (s3fs) options, the ``[storage]`` table of mloop.toml."""
         return {"endpoint_url": self.endpoint, "key": self.key, "secret": self.secret}
 
-    def requests(self) -> list[dict[str, object]]:
-        """Every request the server has recorded since it started."""
+    def count_requests(self, method: str, url_contains: str) -> int:
+        """How many ``method`` requests for a URL containing ``url_contains`` it served.
+
+        Read from moto's request log with a pattern rather than line by line: the server
+        appends concurrent requests' entries from several threads, so a large upload's
+        entry may interleave with another's.
+        """
+        import re
+
         import httpx
-        import orjson
 
         text = httpx.get(f"{self.endpoint}/moto-api/recorder/download-recording").text
-        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+        pattern = rf'"method": "{re.escape(method)}", "url": "[^"]*{re.escape(url_contains)}'
+        return len(re.findall(pattern, text))

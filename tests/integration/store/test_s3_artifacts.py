@@ -130,11 +130,7 @@ def _replica_load(home: Path, bucket: str, server: S3Server) -> str:
 
 def _artifact_gets(server: S3Server, bucket: str) -> int:
     name = bucket.removeprefix("s3://")
-    return sum(
-        1
-        for r in server.requests()
-        if r["method"] == "GET" and f"/{name}/artifacts/sha256/" in str(r["url"])
-    )
+    return server.count_requests("GET", f"/{name}/artifacts/sha256/")
 
 
 def test_a_restarted_replica_loads_from_its_cache_without_downloading(
