@@ -67,3 +67,14 @@ def test_storage_must_be_a_table(tmp_path: Path) -> None:
     (tmp_path / "mloop.toml").write_text('storage = "s3"\n')
     with pytest.raises(ConfigurationError, match=r"\[storage\] must be a table"):
         load_settings(env={}, config_file=tmp_path / "mloop.toml")
+
+
+def test_storage_options_come_from_the_environment_too(tmp_path: Path) -> None:
+    (tmp_path / "mloop.toml").write_text('[storage]\nkey = "from-file"\nsecret = "s"\n')
+    env = {"MLOOP_STORAGE__ENDPOINT_URL": "http://minio:9000", "MLOOP_STORAGE__KEY": "from-env"}
+    settings = load_settings(env=env, config_file=tmp_path / "mloop.toml")
+    assert settings.storage == {
+        "endpoint_url": "http://minio:9000",
+        "key": "from-env",
+        "secret": "s",
+    }
