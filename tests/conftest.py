@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mloop.config import Settings, load_settings
+from s3_server import S3Server
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -83,3 +87,68 @@ def redis_url() -> Iterator[str]:
     """The real Redis server, with a key prefix unique to this test."""
     require_server("Redis", "127.0.0.1", 6379)
     yield REDIS_URL
+
+
+def _moto_port() -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 5000))
+            return 5000
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server as a child process for the session (a real HTTP S3 API)."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("moto[server] is not installed; CI=true requires it (mloop[test]).")
+        pytest.skip("moto[server] is not installed (pip install 'mloop[test]')")
+    port = _moto_port()
+    folder = tmp_path_factory.mktemp("moto")
+    log = folder / "moto.log"
+    env = {
+        **os.environ,
+        "MOTO_ENABLE_RECORDING": "True",  # the request log tests count GETs in
+        "MOTO_RECORDER_FILEPATH": str(folder / "requests.jsonl"),
+    }
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+        )
+    server = S3Server(endpoint=f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while not _reachable("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"moto's S3 server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        import httpx
+
+        httpx.post(f"{server.endpoint}/moto-api/recorder/start-recording").raise_for_status()
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket on the S3 server, as ``s3://name``."""
+    import s3fs
+
+    name = f"mloop-test-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(**s3_server.storage_options, skip_instance_cache=True).mkdir(name)
+    return f"s3://{name}"

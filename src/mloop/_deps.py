@@ -13,6 +13,7 @@ __all__ = ["require"]
 _EXTRAS: dict[str, str] = {
     "psycopg": "postgres",
     "redis": "redis",
+    "s3fs": "s3",
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
     "onnx": "onnx",
@@ -25,6 +26,7 @@ _EXTRAS: dict[str, str] = {
     "prefect": "prefect",
     "torch": "torch",
     "palmerpenguins": "demo",
+    "opentelemetry": "otel",
 }
 
 

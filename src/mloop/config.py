@@ -61,6 +61,9 @@ class ServingSettings:
     fast_routes: bool = True
     # FastAPI's native OpenTelemetry spans and metrics (for processes with OTel providers).
     otel: bool = False
+    # mloop's own spans of each prediction (admission, batch, predict, log) over OTLP:
+    # the ``otel`` extra; endpoint and service name from the standard OTEL_* variables.
+    traces: bool = False
     # A request's headers must arrive within this of its first byte, its body within
     # body_timeout_s of the headers; one client address holds at most this many
     # connections (0: no cap; set it behind a load balancer, whose address all share).
@@ -106,6 +109,12 @@ class Settings:
     home: Path = Path(".mloop")
     database_url: str = ""
     artifacts_url: str = ""
+    # Verified copies of remote artifacts by sha256, so a restarted replica loads from
+    # disk; empty: ``<home>/artifact-cache``; "off": no cache (local stores never use one).
+    artifacts_cache: str = ""
+    # fsspec storage options of the artifact store (``[storage]``, ``MLOOP_STORAGE__KEY``),
+    # e.g. ``endpoint_url``, ``key``, ``secret`` for s3fs; AWS_* variables work as well.
+    storage: Mapping[str, Any] = field(default_factory=dict, hash=False)
     redis_url: str = ""
     log_level: str = "INFO"
     serving: ServingSettings = field(default_factory=ServingSettings)
@@ -120,6 +129,12 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{home / 'mloop.db'}")
         if not self.artifacts_url:
             object.__setattr__(self, "artifacts_url", (home / "artifacts").as_uri())
+        if not isinstance(self.storage, Mapping):
+            raise ConfigurationError(
+                f"[storage] must be a table of fsspec options, got {self.storage!r}."
+            )
+        if not self.artifacts_cache:
+            object.__setattr__(self, "artifacts_cache", str(home / "artifact-cache"))
 
     @property
     def is_sqlite(self) -> bool:

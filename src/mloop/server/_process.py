@@ -2,7 +2,9 @@
 
 Serving workers pin OpenMP/BLAS to one thread (a small model spends several times
 more CPU per request otherwise) and run uvicorn with uvloop and httptools. Several
-workers each bind the port with ``SO_REUSEPORT`` so the kernel spreads connections.
+workers each bind the port with ``SO_REUSEPORT`` so the kernel spreads connections,
+and share one folder of Prometheus metric files, so ``/metrics`` on any of them
+counts every worker's requests.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import gc
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -20,7 +23,8 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -32,6 +36,7 @@ from mloop.errors import ConfigurationError
 __all__ = ["ServerHandle", "banner", "pin_threads", "run_in_background", "serve"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def pin_threads() -> None:
@@ -216,6 +221,20 @@ def _worker(settings: Settings, refs: tuple[str, ...], reuse_port: bool) -> None
     uvicorn.Server(_uvicorn_config(app, settings)).run(sockets=[sock])
 
 
+def prepare_multiprocess_metrics(settings: Settings) -> Path:
+    """Point the workers about to start at one empty folder of Prometheus metric files.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` if the operator set it, else ``<home>/prometheus``;
+    files of an earlier run are removed so its counters do not add to this one's.
+    """
+    folder = Path(os.environ.get(_MULTIPROC_VAR) or settings.home / "prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    os.environ[_MULTIPROC_VAR] = str(folder)  # spawned workers inherit it
+    return folder
+
+
 def serve(settings: Settings, refs: Iterable[str] = (), *, workers: int | None = None) -> None:
     """Serve until interrupted (``mloop serve``); ``workers`` processes share the port."""
     pin_threads()
@@ -227,6 +246,7 @@ def serve(settings: Settings, refs: Iterable[str] = (), *, workers: int | None =
     if workers == 1:
         _worker(settings, refs, reuse_port=False)
         return
+    prepare_multiprocess_metrics(settings)
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_worker, args=(settings, refs, True), name=f"mloop-worker-{i}")
@@ -242,5 +262,17 @@ def serve(settings: Settings, refs: Iterable[str] = (), *, workers: int | None =
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for p in procs:
-        p.join()
+    running = {p.sentinel: p for p in procs}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            ended = running.pop(cast(int, sentinel))
+            ended.join()
+            if ended.pid is not None:  # its gauges leave the sums at once
+                _forget_worker_gauges(ended.pid)
+
+
+def _forget_worker_gauges(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid)

@@ -20,6 +20,7 @@ from mloop.serving._local_only import LocalOnly
 from mloop.serving._routes import records_router
 from mloop.serving._routing import TrafficRouter
 from mloop.serving._stats import ServingStats
+from mloop.serving._tracing import PredictionTracer
 from mloop.serving._v2_routes import v2_router
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ def create_app(
         limiter=_limiter(settings),
         sink=prediction_sink,
         entity_key=entity_key,
+        tracer=PredictionTracer.from_settings(settings),
     )
 
     @contextlib.asynccontextmanager

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from mloop.errors import Overloaded
+from mloop.serving._tracing import BatchTiming, batch_timing
 
 __all__ = ["Batcher", "Priority"]
 
@@ -55,6 +56,7 @@ class _Item(Generic[P, R]):
     payload: P
     rows: int
     future: asyncio.Future[R]
+    timing: BatchTiming | None = None  # stamped only for a traced request
 
 
 class Batcher(Generic[P, R]):
@@ -120,7 +122,9 @@ class Batcher(Generic[P, R]):
                 queue_depth=depth,
             )
         loop = asyncio.get_running_loop()
-        item: _Item[P, R] = _Item(payload, max(1, rows), loop.create_future())
+        item: _Item[P, R] = _Item(payload, max(1, rows), loop.create_future(), batch_timing())
+        if item.timing is not None:
+            item.timing.queued_ns = time.time_ns()
         self._lanes[0 if priority == "interactive" else 1].append(item)
         if not self._busy and not self._scheduled:
             if self._linger is None:
@@ -192,6 +196,7 @@ class Batcher(Generic[P, R]):
         self._busy = True
         started = self.timer()
         payloads = [i.payload for i in batch]
+        _stamp_dispatch(batch)
         if on_loop:
             done: asyncio.Future[Sequence[R | BaseException]] = loop.create_future()
             try:
@@ -223,6 +228,7 @@ class Batcher(Generic[P, R]):
             )
         exc = work.exception()
         results: Sequence[Any] = [exc] * len(batch) if exc is not None else work.result()
+        _stamp_finish(batch)
         for item, result in zip(batch, results, strict=True):
             if item.future.done():
                 continue
@@ -241,3 +247,26 @@ class Batcher(Generic[P, R]):
             self._linger = loop.call_later(self.max_delay_s, self._dispatch, loop, self.inline)
         else:
             self._start(loop)
+
+
+def _stamp_dispatch(batch: list[_Item[Any, Any]]) -> None:
+    """Tell traced requests when their batch started and what it held."""
+    now = 0
+    rows = 0
+    for item in batch:
+        if item.timing is not None:
+            if not now:
+                now = time.time_ns()
+                rows = sum(i.rows for i in batch)
+            item.timing.dispatched_ns = now
+            item.timing.batch_rows = rows
+            item.timing.batch_requests = len(batch)
+
+
+def _stamp_finish(batch: list[_Item[Any, Any]]) -> None:
+    """Tell traced requests when their batch's predict call returned."""
+    now = 0
+    for item in batch:
+        if item.timing is not None:
+            now = now or time.time_ns()
+            item.timing.finished_ns = now

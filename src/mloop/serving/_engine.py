@@ -180,6 +180,8 @@ class Engine:
             self.pool.pin(name, version)
         await self.reconcile(initial=True)
         self.ready = True
+        if self.metrics.multiprocess_dir is not None:
+            self.sample_gauges()  # before the first scrape, which may reach another worker
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def reconcile(self, *, initial: bool = False) -> None:
@@ -212,6 +214,9 @@ class Engine:
                 self.unload_idle()
             except Exception:
                 log.exception("reconcile failed; serving continues with the current versions")
+            if self.metrics.multiprocess_dir is not None:
+                # A scrape reaches one worker: every worker keeps its gauges current.
+                self.sample_gauges()
 
     def unload_idle(self) -> list[tuple[str, int]]:
         """Unload versions idle for ``serving.idle_unload_s`` (off at 0), except during a rollout."""
@@ -299,6 +304,18 @@ class Engine:
         # Successes count too, or a shadow's error rate would be its failures over themselves.
         self.stats.observe(name, version, (time.perf_counter() - started) * 1000)
         self.stats.observe_shadow(name, version, _agreement(answer, result), len(answer))
+
+    def sample_gauges(self) -> None:
+        """Set the pool and queue gauges of ``/metrics`` from this process's state."""
+        m = self.metrics
+        stats = self.pool.stats
+        m.pool_resident.set(stats.resident)
+        m.pool_memory.set(stats.memory_mb)
+        m.pool_lookups.labels("hit").set(stats.hits)
+        m.pool_lookups.labels("miss").set(stats.misses)
+        for key, depth in self.queue_depths().items():
+            m.queue_depth.labels(key.split(":")[0]).set(depth)
+        m.sample_rss()
 
     def queue_depths(self) -> dict[str, int]:
         """Requests waiting per served version (``name:version``)."""

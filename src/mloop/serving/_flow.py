@@ -21,6 +21,7 @@ from mloop.serving._engine import Engine, deadline_error
 from mloop.serving._limits import RateLimiter
 from mloop.serving._routing import RouteDecision
 from mloop.serving._runtime import Job
+from mloop.serving._tracing import PredictionTracer, RequestSpans
 
 __all__ = ["Outcome", "PredictionSink", "ServingContext"]
 
@@ -93,6 +94,7 @@ class ServingContext:
     limiter: RateLimiter | None = None
     sink: PredictionSink | None = None
     entity_key: str | None = None
+    tracer: PredictionTracer | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _deadlines: Deadlines = field(default_factory=Deadlines, init=False, repr=False)
     # Records of requests resuming in the current loop iteration, written together.
@@ -131,6 +133,30 @@ class ServingContext:
         decision: RouteDecision | None = None,
     ) -> Outcome:
         """Route, predict within the deadline, then record stats, metrics and the log entry."""
+        if self.tracer is None:
+            return await self._predict(name, job, headers, state, version, api, decision, None)
+        with self.tracer.request(name, headers, api) as spans:
+            outcome = await self._predict(name, job, headers, state, version, api, decision, spans)
+            spans.set(
+                version=outcome.version.version,
+                arm=outcome.arm,
+                cached=outcome.cached,
+                rows=job.rows,
+                request_id=str(state.get("request_id", "")),
+            )
+            return outcome
+
+    async def _predict(
+        self,
+        name: str,
+        job: Job,
+        headers: Mapping[str, str],
+        state: dict[str, Any],
+        version: int | None,
+        api: str,
+        decision: RouteDecision | None,
+        spans: RequestSpans | None,
+    ) -> Outcome:
         started = time.perf_counter()
         priority = cast(Priority, headers.get("x-mloop-priority", "interactive").lower())
         if priority not in ("interactive", "batch"):
@@ -179,7 +205,11 @@ class ServingContext:
             # (write-through spool) when the client sees it, so killing the process loses
             # nothing acknowledged; with ack_durable the answer also waits for the fsync.
             rid = state.get("request_id", "")
-            await self._log(rid, name, decision.version, job, predictions, seconds, mv)
+            if spans is None:
+                await self._log(rid, name, decision.version, job, predictions, seconds, mv)
+            else:
+                with spans.log():
+                    await self._log(rid, name, decision.version, job, predictions, seconds, mv)
             if self._ack_durable:
                 await self.sink.durable([rid])  # type: ignore[attr-defined]
         return Outcome(predictions, mv, decision.arm, cached)

@@ -193,16 +193,8 @@ def records_router(ctx: ServingContext) -> APIRouter:
     @router.get("/metrics", tags=["health"], summary="Prometheus metrics (scope admin)")
     async def metrics(request: Request) -> Response:
         await ctx.authorize(request.headers, Scope.ADMIN, request.scope["state"])
-        engine = ctx.engine
-        m = engine.metrics
-        stats = engine.pool.stats
-        m.pool_resident.set(stats.resident)
-        m.pool_memory.set(stats.memory_mb)
-        m.pool_lookups.labels("hit").set(stats.hits)
-        m.pool_lookups.labels("miss").set(stats.misses)
-        for key, depth in engine.queue_depths().items():
-            m.queue_depth.labels(key.split(":")[0]).set(depth)
-        return Response(m.render(), media_type="text/plain; version=0.0.4")
+        ctx.engine.sample_gauges()
+        return Response(ctx.engine.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @router.get("/stats/{name}", tags=["health"], summary="Live per-version stats (scope deploy)")
     async def stats(name: str, request: Request) -> Response:

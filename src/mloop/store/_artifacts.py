@@ -3,20 +3,27 @@
 A blob lives at ``<root>/sha256/<first two hex>/<hex digest>``. Writing the same
 bytes twice stores them once. Reading re-hashes the bytes and refuses them with an
 ``IntegrityError`` that names the artifact when a single byte changed.
+
+A remote store (S3 or any non-local fsspec URL) keeps a verified copy of every blob
+it reads or writes in a local ``BlobCache`` (``settings.artifacts_cache``), so a
+restarted replica loads its models from disk instead of downloading them again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import fsspec
 
 from mloop.config import Settings
-from mloop.errors import ConfigurationError, IntegrityError
+from mloop.errors import ConfigurationError, IntegrityError, Unavailable
+from mloop.store._blob_cache import BlobCache
 
 __all__ = ["ArtifactStore", "sha256_file"]
 
@@ -35,22 +42,27 @@ def sha256_file(path: Path) -> str:
 class ArtifactStore:
     """Stores and fetches immutable blobs by their sha256."""
 
-    def __init__(self, url: str, **storage_options: Any) -> None:
+    def __init__(self, url: str, *, cache_dir: Path | None = None, **storage_options: Any) -> None:
         try:
             fs, root = fsspec.core.url_to_fs(url, **storage_options)
         except (ImportError, ValueError) as exc:
             raise ConfigurationError(
                 f"Cannot open artifact store {url!r}: {exc}. "
-                "For s3:// install s3fs; check MLOOP_ARTIFACTS_URL."
+                "For s3:// install mloop[s3]; check MLOOP_ARTIFACTS_URL and [storage]."
             ) from exc
         self.url = url
         self._fs = fs
         self._root = root.rstrip("/")
+        self._local = "file" in _protocols(fs)
+        # A local store is its own cache; only remote blobs are worth a second copy.
+        self.cache = BlobCache(cache_dir) if cache_dir is not None and not self._local else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactStore:
-        """Open the store named by ``settings.artifacts_url``."""
-        return cls(settings.artifacts_url)
+        """Open the store named by ``settings.artifacts_url`` with ``[storage]`` options."""
+        cache = settings.artifacts_cache
+        cache_dir = None if cache.strip().lower() == "off" else Path(cache)
+        return cls(settings.artifacts_url, cache_dir=cache_dir, **dict(settings.storage))
 
     def _path(self, digest: str) -> str:
         return f"{self._root}/sha256/{digest[:2]}/{digest}"
@@ -59,12 +71,18 @@ class ArtifactStore:
         """Store a local file; return its sha256."""
         digest = sha256_file(path)
         target = self._path(digest)
-        if not self._fs.exists(target):
-            self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-            # Upload under a temporary name, then move: a reader never sees half a blob.
-            partial = f"{target}.partial-{os.getpid()}"
-            self._fs.put_file(str(path), partial)
-            self._fs.mv(partial, target)
+        with self._reaching():
+            if not self._fs.exists(target):
+                if self._local:
+                    self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                    # Write under a temporary name, then move: no reader sees half a blob.
+                    partial = f"{target}.partial-{os.getpid()}"
+                    self._fs.put_file(str(path), partial)
+                    self._fs.mv(partial, target)
+                else:  # an object store's PUT is atomic already
+                    self._fs.put_file(str(path), target)
+        if self.cache is not None:
+            self.cache.add(digest, path)
         return digest
 
     def put_bytes(self, data: bytes) -> str:
@@ -78,16 +96,24 @@ class ArtifactStore:
 
     def exists(self, digest: str) -> bool:
         """True when the blob is stored."""
-        return bool(self._fs.exists(self._path(digest)))
+        with self._reaching():
+            return bool(self._fs.exists(self._path(digest)))
 
     def fetch(self, digest: str, dest: Path, *, name: str = "") -> Path:
         """Copy a blob to ``dest`` after checking its sha256; ``name`` labels errors."""
-        label = name or digest
+        if self.cache is not None and self.cache.copy_out(digest, dest):
+            return dest
+        self._download(digest, dest, name or digest)
+        if self.cache is not None:
+            self.cache.add(digest, dest)
+        return dest
+
+    def _download(self, digest: str, dest: Path, label: str) -> None:
         source = self._path(digest)
         hasher = hashlib.sha256()
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self._fs.open(source, "rb") as src, open(dest, "wb") as out:
+            with self._reaching(), self._fs.open(source, "rb") as src, open(dest, "wb") as out:
                 while chunk := src.read(_CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
@@ -107,13 +133,39 @@ class ArtifactStore:
                 expected_sha256=digest,
                 actual_sha256=hasher.hexdigest(),
             )
-        return dest
 
     def read_bytes(self, digest: str, *, name: str = "") -> bytes:
         """The blob's bytes after checking its sha256."""
         with tempfile.TemporaryDirectory() as tmp:
             return self.fetch(digest, Path(tmp) / "blob", name=name).read_bytes()
 
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Turn a remote store's refusals into errors that say what the operator must check."""
+        try:
+            yield
+        except (FileNotFoundError, IntegrityError):
+            raise
+        except PermissionError as exc:
+            if self._local:
+                raise
+            raise ConfigurationError(
+                f"Artifact store {self.url} refused access: {exc}. Check the credentials "
+                "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or key / secret in [storage])."
+            ) from exc
+        except Exception as exc:  # botocore's connection errors are not OSErrors
+            if self._local:
+                raise
+            raise Unavailable(
+                f"Artifact store {self.url} cannot be reached: {exc}. Check the endpoint "
+                "(AWS_ENDPOINT_URL, or endpoint_url in [storage]) and that it is up."
+            ) from exc
+
     def local_path(self, digest: str) -> str:
         """Where the blob lives inside the store (for operators and tests)."""
         return str(self._path(digest))
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
