@@ -18,9 +18,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["NumericBinner", "category_text", "count_categorical", "distinct_counts", "slot_counts"]
+from mloop.errors import InvalidInput
+
+__all__ = [
+    "NumericBinner",
+    "arrow_distinct_counts",
+    "category_text",
+    "count_categorical",
+    "distinct_counts",
+    "float_values",
+    "is_arrow_text",
+    "slot_counts",
+]
 
 _CELLS = 8192
+_CHUNK = 65_536  # values per pass of the counting kernel (512 KiB of float64)
 
 
 class NumericBinner:
@@ -51,29 +63,57 @@ class NumericBinner:
         return np.asarray(t.astype(np.intp))
 
     def count(self, x: np.ndarray) -> np.ndarray:
+        """Counts per bin, then missing (NaN), of float64 ``x``."""
         counts = np.zeros(self.bins + 1, dtype=np.int64)
-        nan = np.isnan(x)
-        n_missing = int(np.count_nonzero(nan))
-        if n_missing:
-            x = x[~nan]
-        counts[-1] = n_missing
         if not self.fast:
+            nan = np.isnan(x)
+            counts[-1] = np.count_nonzero(nan)
             counts[:-1] = np.bincount(
-                np.searchsorted(self.edges, x, side="right"), minlength=self.bins
+                np.searchsorted(self.edges, x[~nan], side="right"), minlength=self.bins
             )
             return counts
-        cells = self._cells(x)
-        per_cell = np.bincount(cells, minlength=_CELLS)
+        # Chunks small enough to stay in cache, written into two reused buffers: fresh
+        # full-length temporaries cost more in page faults than the arithmetic itself.
+        size = min(x.size, _CHUNK)
+        t_buf = np.empty(size, dtype=np.float64)
+        cell_buf = np.empty(size, dtype=np.intp)
+        per_cell = np.zeros(_CELLS, dtype=np.int64)
+        for start in range(0, x.size, _CHUNK):
+            chunk = x[start : start + _CHUNK]
+            nan = np.isnan(chunk)
+            n_missing = int(np.count_nonzero(nan))
+            if n_missing:
+                counts[-1] += n_missing
+                chunk = chunk[~nan]
+            t, cells = t_buf[: chunk.size], cell_buf[: chunk.size]
+            np.multiply(chunk, self.scale, out=t)
+            np.add(t, self.offset, out=t)
+            np.clip(t, 0, _CELLS - 1, out=t)
+            cells[...] = t  # truncation toward zero: t >= 0, so this is floor
+            per_cell += np.bincount(cells, minlength=_CELLS)
+            rows = np.flatnonzero(self.ambiguous[cells])
+            if rows.size:
+                counts[:-1] += np.bincount(
+                    np.searchsorted(self.edges, chunk[rows], side="right"), minlength=self.bins
+                )
         sure = ~self.ambiguous
         counts[:-1] += np.bincount(
             self.table[sure], weights=per_cell[sure], minlength=self.bins
         ).astype(np.int64)
-        rows = np.flatnonzero(self.ambiguous[cells])
-        if rows.size:
-            counts[:-1] += np.bincount(
-                np.searchsorted(self.edges, x[rows], side="right"), minlength=self.bins
-            )
         return counts
+
+
+def float_values(name: str, series: pd.Series) -> np.ndarray:
+    """The column as float64 with NaN for missing (no copy when it already is)."""
+    if series.dtype == np.float64:
+        return np.asarray(series.to_numpy())
+    try:
+        return np.asarray(series.to_numpy(dtype=np.float64, na_value=np.nan))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"Column {name!r} is numeric in the reference but holds non-numeric values "
+            f"(dtype {series.dtype}); convert it or profile it as categorical."
+        ) from exc
 
 
 def distinct_counts(values: pd.Series) -> tuple[list[Any], np.ndarray, int]:
@@ -85,15 +125,46 @@ def distinct_counts(values: pd.Series) -> tuple[list[Any], np.ndarray, int]:
         return list(dtype.categories), per_code[1:], int(per_code[0])
     if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        arr = pa.array(values)
-        table = pc.value_counts(arr.drop_null())
-        uniques = table.field("values").to_pylist()
-        return uniques, table.field("counts").to_numpy(), int(arr.null_count)
+        return arrow_distinct_counts(pa.array(values))
     codes, found = pd.factorize(values.to_numpy(), use_na_sentinel=True)
     per_code = np.bincount(codes + 1, minlength=len(found) + 1)
     return list(found), per_code[1:], int(per_code[0])
+
+
+def arrow_distinct_counts(arr: Any) -> tuple[list[Any], np.ndarray, int]:
+    """``distinct_counts`` of one Arrow array: dictionary indices counted, or values hashed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(arr.type):
+        # Parquet's dictionary-encoded strings: count small integer indices, then look up
+        # the few dictionary values, instead of hashing every string
+        size = len(arr.dictionary)
+        indices = pc.fill_null(arr.indices, size).to_numpy(zero_copy_only=False)
+        per_index = np.bincount(indices, minlength=size + 1)
+        uniques = arr.dictionary.to_pylist()
+        missing = int(per_index[size]) + sum(
+            int(per_index[i]) for i, u in enumerate(uniques) if u is None
+        )
+        kept = [i for i, u in enumerate(uniques) if u is not None]
+        return [uniques[i] for i in kept], per_index[kept], missing
+    table = pc.value_counts(arr.drop_null())
+    uniques = table.field("values").to_pylist()
+    return uniques, table.field("counts").to_numpy(), int(arr.null_count)
+
+
+def is_arrow_text(arr: Any) -> bool:
+    """True for Arrow string and dictionary arrays (counted by Arrow's own kernels)."""
+    import pyarrow as pa
+
+    t = arr.type
+    return bool(
+        pa.types.is_dictionary(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+    )
 
 
 def count_categorical(categories: Sequence[str], values: pd.Series) -> np.ndarray:

@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.monitor._binning import NumericBinner, category_text, distinct_counts, slot_counts
+from mloop.monitor._binning import (
+    NumericBinner,
+    category_text,
+    distinct_counts,
+    float_values,
+    slot_counts,
+)
 
 __all__ = ["ColumnReference", "Reference", "as_reference"]
 
@@ -150,14 +156,17 @@ def as_reference(
     if isinstance(source, Reference):
         ref = source
     elif isinstance(source, pd.DataFrame):
+        from mloop.monitor._parallel import map_columns
+
         names = list(columns) if columns is not None else [str(c) for c in source.columns]
-        ref = Reference(
-            [
-                column_from_values(n, source[n], bins=bins, categorical=n in categorical)
-                for n in names
-            ]
+        chosen = set(categorical)
+        return Reference(
+            map_columns(
+                lambda n: column_from_values(n, source[n], bins=bins, categorical=n in chosen),
+                names,
+                values=len(source) * len(names),
+            )
         )
-        return ref
     elif hasattr(source, "features"):
         ref = _from_profile(source)
     else:
@@ -222,29 +231,21 @@ def column_from_values(
     role: str = "feature",
 ) -> ColumnReference:
     """Bin one reference column: quantile edges (numeric) or top categories (categorical)."""
-    from mloop.monitor._counting import count_column
-
     if categorical or is_categorical(values):
         # one hashing pass gives both the top categories and their counts
         uniques, per_value, missing = distinct_counts(values)
         categories = top_categories(uniques, per_value)
         counts = slot_counts(categories, uniques, per_value, missing)
         return ColumnReference(name, "categorical", counts, categories=categories, role=role)
-    else:
-        x = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = np.isfinite(x)
-        if not finite.all():
-            x = x[finite]
-        edges = numeric_edges(x, bins)
-        mean = float(x.mean()) if x.size else None
-        std = float(x.std()) if x.size else None
-        col = ColumnReference(
-            name, "numeric", np.empty(0, np.int64), edges=edges, mean=mean, std=std
-        )
-    counts = count_column(col, values)
-    return ColumnReference(
-        name, col.kind, counts, col.edges, col.categories, col.mean, col.std, role=role
-    )
+    all_values = float_values(name, values)
+    x = all_values
+    if not np.isfinite(x.sum()):  # one cheap pass; the filter copies only when needed
+        x = x[np.isfinite(x)]
+    edges = numeric_edges(x, bins)
+    mean = float(x.mean()) if x.size else None
+    std = float(x.std()) if x.size else None
+    counts = NumericBinner(edges).count(all_values)
+    return ColumnReference(name, "numeric", counts, edges=edges, mean=mean, std=std, role=role)
 
 
 def top_categories(
