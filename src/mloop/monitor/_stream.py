@@ -1,0 +1,157 @@
+"""Windows counted chunk by chunk: frame iterators, Parquet files or globs, Arrow datasets.
+
+Part of mloop's own drift engine. A stream is never held whole: each chunk is counted
+onto the reference's slots and dropped, so memory is bounded by the bins and one
+chunk, not by the rows. The counts are the same ``WindowCounts`` an in-memory frame
+gives (counting is addition), so streamed and in-memory results are identical and
+windows from several workers merge.
+
+Parquet is read through ``pyarrow.dataset`` with little read-ahead (a few chunks in
+flight, not the whole file) and categorical columns read as dictionaries, so a
+string column is counted from its small integer indices.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mloop.errors import InvalidInput
+from mloop.monitor._counting import WindowCounts
+from mloop.monitor._reference import Reference
+
+__all__ = ["Stream", "open_stream"]
+
+# Rows per Parquet chunk: large enough that per-chunk overhead vanishes, small enough
+# that a chunk of 25 float columns stays near 50 MB.
+BATCH_ROWS = 262_144
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A window's chunks, read for the columns asked, and its column names if known up front."""
+
+    read: Callable[[list[str]], Iterator[Any]]
+    columns: list[str] | None
+
+    def count(self, reference: Reference) -> WindowCounts:
+        """Count every chunk onto ``reference``'s slots, one chunk in memory at a time."""
+        if self.columns is not None:
+            present = set(self.columns)
+            missing = [name for name in reference if name not in present]
+            if missing:
+                raise InvalidInput(
+                    f"The window lacks reference column(s) {missing}; pass them or choose "
+                    "columns=... to monitor a subset."
+                )
+        window = WindowCounts(reference)
+        for chunk in self.read(list(reference)):
+            window.update(chunk)
+        return window
+
+
+def open_stream(
+    source: object, *, categorical: Sequence[str] = (), batch_rows: int = BATCH_ROWS
+) -> Stream:
+    """A ``Stream`` over a Parquet path or glob, an Arrow dataset or table, or frames.
+
+    ``categorical`` names the columns to read as dictionaries from Parquet.
+    """
+    if isinstance(source, str | os.PathLike):
+        return _dataset_stream(_parquet_dataset(source, categorical), batch_rows)
+    if _is_arrow(source):
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        if isinstance(source, ds.Dataset):
+            return _dataset_stream(source, batch_rows)
+        if isinstance(source, pa.Table | pa.RecordBatch):
+            whole = source
+            return Stream(lambda _: iter([whole]), list(whole.schema.names))
+        if isinstance(source, pa.RecordBatchReader):
+            reader = source
+            return Stream(lambda _: iter(reader), list(reader.schema.names))
+    if isinstance(source, Iterable) and not isinstance(source, str | bytes):
+        return _iterator_stream(iter(source))
+    raise InvalidInput(
+        f"current must be a DataFrame, WindowCounts, an iterable of DataFrames, a Parquet "
+        f"path or glob, or a pyarrow Dataset/Table; got {type(source).__name__}."
+    )
+
+
+def _iterator_stream(chunks: Iterator[Any]) -> Stream:
+    first = next(chunks, None)
+    if first is None:
+        raise InvalidInput("current is an empty iterable: there are no rows to compare.")
+    if isinstance(first, pd.DataFrame):
+        columns: list[str] | None = [str(c) for c in first.columns]
+    elif _is_arrow(first) and hasattr(first, "schema"):
+        columns = list(first.schema.names)
+    else:
+        raise InvalidInput(
+            "current is an iterable, so each item must be a pandas DataFrame or a pyarrow "
+            f"Table/RecordBatch; the first item is a {type(first).__name__}."
+        )
+    return Stream(lambda _: itertools.chain([first], chunks), columns)
+
+
+def _parquet_paths(source: str | os.PathLike[str]) -> str | list[str]:
+    text = os.fspath(source)
+    if _GLOB_CHARS & set(text):
+        found = sorted(glob.glob(text, recursive=True))
+        if not found:
+            raise InvalidInput(f"No Parquet file matches {text!r}; check the path or glob.")
+        return found
+    if not Path(text).exists():
+        raise InvalidInput(f"No Parquet file or folder at {text!r}; check the path.")
+    return text
+
+
+def _parquet_dataset(source: str | os.PathLike[str], categorical: Sequence[str]) -> Any:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    paths = _parquet_paths(source)
+    try:
+        plain = ds.dataset(paths, format="parquet")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"Cannot read {os.fspath(source)!r} as Parquet: {exc}") from exc
+    texts = [
+        name
+        for name in categorical
+        if name in plain.schema.names
+        and (
+            pa.types.is_string(plain.schema.field(name).type)
+            or pa.types.is_large_string(plain.schema.field(name).type)
+        )
+    ]
+    if not texts:
+        return plain
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=texts))
+    return ds.dataset(paths, format=fmt)
+
+
+def _dataset_stream(dataset: Any, batch_rows: int) -> Stream:
+    def read(columns: list[str]) -> Iterator[Any]:
+        scanner = dataset.scanner(
+            columns=columns,  # only what the reference needs is decoded
+            batch_size=batch_rows,
+            # a couple of chunks in flight keep the decoder busy without holding the file
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
+        yield from scanner.to_batches()
+
+    return Stream(read, list(dataset.schema.names))
+
+
+def _is_arrow(source: object) -> bool:
+    return type(source).__module__.startswith("pyarrow")
