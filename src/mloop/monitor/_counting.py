@@ -18,11 +18,10 @@ import pandas as pd
 from mloop.contracts import Profile
 from mloop.errors import InvalidInput
 from mloop.monitor._binning import (
-    arrow_distinct_counts,
+    count_arrow_categorical,
     count_categorical,
     float_values,
     is_arrow_text,
-    slot_counts,
 )
 from mloop.monitor._parallel import map_columns
 from mloop.monitor._reference import ColumnReference, Reference, as_reference
@@ -53,7 +52,7 @@ def _count_arrow(col: ColumnReference, values: Any) -> np.ndarray:
     total = np.zeros(len(col.counts), dtype=np.int64)
     for arr in chunks:
         if col.kind == "categorical" and is_arrow_text(arr):
-            total += slot_counts(col.categories, *arrow_distinct_counts(arr))
+            total += count_arrow_categorical(col.categories, arr)
         elif col.kind == "numeric" and (
             pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)
         ):

@@ -239,13 +239,28 @@ def column_from_values(
         return ColumnReference(name, "categorical", counts, categories=categories, role=role)
     all_values = float_values(name, values)
     x = all_values
-    if not np.isfinite(x.sum()):  # one cheap pass; the filter copies only when needed
+    total = float(x.sum())
+    if not np.isfinite(total):  # one cheap pass; the filter copies only when needed
         x = x[np.isfinite(x)]
+        total = float(x.sum())
     edges = numeric_edges(x, bins)
-    mean = float(x.mean()) if x.size else None
-    std = float(x.std()) if x.size else None
+    mean = total / x.size if x.size else None  # what x.mean() computes, without a second pass
+    std = _std(x, mean) if mean is not None else None
     counts = NumericBinner(edges).count(all_values)
     return ColumnReference(name, "numeric", counts, edges=edges, mean=mean, std=std, role=role)
+
+
+def _std(x: np.ndarray, mean: float, chunk: int = 131_072) -> float:
+    """``x.std()`` in cache-sized chunks (numpy's version allocates a full-size temporary)."""
+    buf = np.empty(min(x.size, chunk), dtype=np.float64)
+    squares = 0.0
+    for start in range(0, x.size, chunk):
+        part = x[start : start + chunk]
+        d = buf[: part.size]
+        np.subtract(part, mean, out=d)
+        np.multiply(d, d, out=d)
+        squares += float(d.sum())
+    return float(np.sqrt(squares / x.size))
 
 
 def top_categories(

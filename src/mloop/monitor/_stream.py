@@ -6,9 +6,9 @@ chunk, not by the rows. The counts are the same ``WindowCounts`` an in-memory fr
 gives (counting is addition), so streamed and in-memory results are identical and
 windows from several workers merge.
 
-Parquet is read through ``pyarrow.dataset`` with little read-ahead (a few chunks in
-flight, not the whole file) and categorical columns read as dictionaries, so a
-string column is counted from its small integer indices.
+Parquet files are read page by page (``ParquetFile.iter_batches`` without
+pre-buffering) and categorical columns as dictionaries, so a string column is
+counted from its small integer indices.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from mloop.monitor._reference import Reference
 
 __all__ = ["Stream", "open_stream"]
 
-# Rows per Parquet chunk: large enough that per-chunk overhead vanishes, small enough
-# that a chunk of 25 float columns stays near 50 MB.
-BATCH_ROWS = 262_144
+# Rows per Parquet chunk: large enough that per-chunk overhead is small, small enough
+# that a chunk of 25 float columns stays near 13 MB.
+BATCH_ROWS = 65_536
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -66,7 +66,7 @@ def open_stream(
     ``categorical`` names the columns to read as dictionaries from Parquet.
     """
     if isinstance(source, str | os.PathLike):
-        return _dataset_stream(_parquet_dataset(source, categorical), batch_rows)
+        return _parquet_stream(source, categorical, batch_rows)
     if _is_arrow(source):
         import pyarrow as pa
         import pyarrow.dataset as ds
@@ -103,50 +103,73 @@ def _iterator_stream(chunks: Iterator[Any]) -> Stream:
     return Stream(lambda _: itertools.chain([first], chunks), columns)
 
 
-def _parquet_paths(source: str | os.PathLike[str]) -> str | list[str]:
+def _parquet_stream(
+    source: str | os.PathLike[str], categorical: Sequence[str], rows: int
+) -> Stream:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = _parquet_paths(source)
+    try:
+        files = [pq.ParquetFile(p) for p in paths]
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"Cannot read {os.fspath(source)!r} as Parquet: {exc}") from exc
+    names = list(files[0].schema_arrow.names) if files else []
+    for path, f in zip(paths, files, strict=True):
+        if list(f.schema_arrow.names) != names:
+            raise InvalidInput(
+                f"{path!r} has columns {list(f.schema_arrow.names)}, unlike {paths[0]!r} "
+                f"({names}); a window's files must share one schema."
+            )
+
+    def read(columns: list[str]) -> Iterator[Any]:
+        for path in paths:
+            # Page by page without pre-buffering: pyarrow's dataset scanner buffers whole
+            # row groups (1M rows by default) and held ~650 MB for a 25-column file.
+            f = pq.ParquetFile(
+                path,
+                read_dictionary=[c for c in categorical if c in columns],
+                pre_buffer=False,
+                buffer_size=1 << 20,
+            )
+            yield from f.iter_batches(batch_size=rows, columns=columns)
+
+    return Stream(read, names)
+
+
+def _parquet_paths(source: str | os.PathLike[str]) -> list[str]:
     text = os.fspath(source)
     if _GLOB_CHARS & set(text):
         found = sorted(glob.glob(text, recursive=True))
         if not found:
             raise InvalidInput(f"No Parquet file matches {text!r}; check the path or glob.")
         return found
-    if not Path(text).exists():
+    path = Path(text)
+    if path.is_dir():
+        found = sorted(str(p) for p in path.rglob("*.parquet"))
+        if not found:
+            raise InvalidInput(f"The folder {text!r} holds no *.parquet file.")
+        return found
+    if not path.exists():
         raise InvalidInput(f"No Parquet file or folder at {text!r}; check the path.")
-    return text
-
-
-def _parquet_dataset(source: str | os.PathLike[str], categorical: Sequence[str]) -> Any:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    paths = _parquet_paths(source)
-    try:
-        plain = ds.dataset(paths, format="parquet")
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(f"Cannot read {os.fspath(source)!r} as Parquet: {exc}") from exc
-    texts = [
-        name
-        for name in categorical
-        if name in plain.schema.names
-        and (
-            pa.types.is_string(plain.schema.field(name).type)
-            or pa.types.is_large_string(plain.schema.field(name).type)
-        )
-    ]
-    if not texts:
-        return plain
-    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=texts))
-    return ds.dataset(paths, format=fmt)
+    return [text]
 
 
 def _dataset_stream(dataset: Any, batch_rows: int) -> Stream:
+    import pyarrow.dataset as ds
+
     def read(columns: list[str]) -> Iterator[Any]:
+        options: dict[str, Any] = {}
+        if isinstance(dataset.format, ds.ParquetFileFormat):
+            options["fragment_scan_options"] = ds.ParquetFragmentScanOptions(
+                pre_buffer=False, use_buffered_stream=True
+            )
         scanner = dataset.scanner(
             columns=columns,  # only what the reference needs is decoded
             batch_size=batch_rows,
-            # a couple of chunks in flight keep the decoder busy without holding the file
-            batch_readahead=2,
+            batch_readahead=1,
             fragment_readahead=1,
+            **options,
         )
         yield from scanner.to_batches()
 
