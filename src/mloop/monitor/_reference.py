@@ -16,6 +16,7 @@ integers, the most frequent categories plus "other").
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -246,8 +247,12 @@ def column_from_values(
     edges = numeric_edges(x, bins)
     mean = total / x.size if x.size else None  # what x.mean() computes, without a second pass
     std = _std(x, mean) if mean is not None else None
-    counts = NumericBinner(edges).count(all_values)
-    return ColumnReference(name, "numeric", counts, edges=edges, mean=mean, std=std, role=role)
+    binner = NumericBinner(edges)
+    col = ColumnReference(
+        name, "numeric", binner.count(all_values), edges=edges, mean=mean, std=std, role=role
+    )
+    col.__dict__["binner"] = binner  # seed the cached property: the window reuses it
+    return col
 
 
 def _std(x: np.ndarray, mean: float, chunk: int = 131_072) -> float:
@@ -275,15 +280,24 @@ def top_categories(
     return tuple(text for text, count in ranked[:limit] if count > 0)
 
 
+@functools.lru_cache(maxsize=8)
+def _sample_rows(n: int) -> np.ndarray:
+    """The rows an edge sample reads from ``n`` values (the same for every column of a frame)."""
+    rows = np.random.default_rng(0).integers(0, n, _EDGE_SAMPLE)
+    rows.setflags(write=False)
+    return rows
+
+
 def numeric_edges(x: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
     """Interior edges: midpoints for few distinct values, else deduplicated quantiles."""
     if x.size == 0:
         return np.empty(0)
     if x.size > _EDGE_SAMPLE:
-        x = x[np.random.default_rng(0).integers(0, x.size, _EDGE_SAMPLE)]
+        x = x[_sample_rows(x.size)]
     s = np.sort(x)
-    distinct = s[np.r_[True, s[1:] != s[:-1]]]
-    if distinct.size <= bins:
+    changes = s[1:] != s[:-1]
+    if np.count_nonzero(changes) < bins:  # at most ``bins`` distinct values
+        distinct = s[np.r_[True, changes]]
         return np.asarray((distinct[:-1] + distinct[1:]) / 2.0, dtype=np.float64)
     # linear-interpolated quantiles (numpy's default) read off the sorted sample
     pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (s.size - 1)
