@@ -21,6 +21,7 @@ from mloop.monitor._binning import (
     count_arrow_categorical,
     count_categorical,
     float_values,
+    hashed_off_the_gil,
     is_arrow_text,
 )
 from mloop.monitor._parallel import map_columns
@@ -91,7 +92,12 @@ class WindowCounts:
         rows = _row_count(frame)
         cols = list(self.reference.values())
         counted = map_columns(
-            lambda col: count_column(col, frame[col.name]), cols, values=rows * len(cols)
+            lambda col: count_column(col, frame[col.name]),
+            cols,
+            values=rows * len(cols),
+            background=lambda col: (
+                col.kind == "categorical" and hashed_off_the_gil(frame[col.name])
+            ),
         )
         for col, counts in zip(cols, counted, strict=True):
             self.counts[col.name] += counts

@@ -1,9 +1,11 @@
-"""Columns counted in parallel threads (part of mloop's own drift engine).
+"""Text columns counted in background threads while the caller counts numbers (mloop's own).
 
-The counting kernels spend most of their time in numpy ufuncs and Arrow compute
-functions, which release the GIL, so threads over columns use every core without
-copying a frame into worker processes. Small inputs run inline: a thread hand-off
-costs more than counting a few thousand values.
+Arrow's hashing kernels (``value_counts``, ``index_in``) release the GIL for the
+whole column, so a string column can be counted on another core while the calling
+thread runs the numeric kernel. The numeric kernel itself stays in the caller: it is
+a dozen short numpy calls per chunk, and threads that trade the GIL that often
+convoy (measured on a busy 2-core machine: 0.48 s wall with two numeric threads
+against 0.33 s with one).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 __all__ = ["map_columns"]
@@ -28,34 +30,51 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
-def _threads() -> int:
+def _cores() -> int:
     try:
-        usable = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 1
-    return max(1, min(usable, _MAX_THREADS))
+        return os.cpu_count() or 1
 
 
 def _executor() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_threads(), thread_name_prefix=_PREFIX)
+            # the calling thread is the other worker
+            workers = max(1, min(_cores() - 1, _MAX_THREADS))
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix=_PREFIX)
         return _pool
 
 
-def map_columns(fn: Callable[[T], R], items: Sequence[T], values: int) -> list[R]:
-    """``[fn(item) for item in items]``, in threads when ``values`` (rows x columns) is large.
+def map_columns(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    values: int,
+    background: Callable[[T], bool] = lambda _: False,
+) -> list[R]:
+    """``[fn(item) for item in items]``; items for which ``background`` is true run in
+    pool threads meanwhile, when ``values`` (rows x columns) is large enough.
 
     Results keep the order of ``items``; the first exception raised is re-raised.
     """
     inline = (
         len(items) < 2
         or values < _PARALLEL_VALUES
-        or _threads() < 2
+        or _cores() < 2
         # a task that maps again must not wait on the pool it occupies
         or threading.current_thread().name.startswith(_PREFIX)
     )
     if inline:
         return [fn(item) for item in items]
-    return list(_executor().map(fn, items))
+    pool = _executor()
+    futures: dict[int, Future[R]] = {
+        i: pool.submit(fn, item) for i, item in enumerate(items) if background(item)
+    }
+    try:
+        done = {i: fn(item) for i, item in enumerate(items) if i not in futures}
+    except BaseException:
+        for future in futures.values():
+            future.cancel()
+        raise
+    return [futures[i].result() if i in futures else done[i] for i in range(len(items))]

@@ -32,6 +32,7 @@ from mloop.monitor._binning import (
     category_text,
     distinct_counts,
     float_values,
+    hashed_off_the_gil,
     slot_counts,
 )
 
@@ -166,6 +167,7 @@ def as_reference(
                 lambda n: column_from_values(n, source[n], bins=bins, categorical=n in chosen),
                 names,
                 values=len(source) * len(names),
+                background=lambda n: hashed_off_the_gil(source[n]),
             )
         )
     elif hasattr(source, "features"):
