@@ -143,3 +143,13 @@ def test_arrow_columns_count_as_their_pandas_form() -> None:
             k: v.tolist() for k, v in expected.items()
         }
     assert sum(in_memory["k"]) == n
+
+
+def test_a_large_window_with_text_in_a_numeric_column_is_refused_by_name() -> None:
+    # large enough that text columns are counted in background threads meanwhile
+    ref = as_reference(_frame(2_000, 0))
+    window = _frame(120_000, 1)
+    window["c"] = window["c"].astype("str")
+    window["x"] = pd.Series(["high", "low"] * 60_000, dtype="str")
+    with pytest.raises(InvalidInput, match="'x' is numeric in the reference"):
+        WindowCounts(ref).update(window)
