@@ -104,6 +104,22 @@ class WindowCounts:
         self.n += rows
         return self
 
+    @classmethod
+    def from_source(
+        cls, reference: Profile | pd.DataFrame | Reference, source: Any
+    ) -> WindowCounts:
+        """Count a window too large for memory, chunk by chunk: an iterable of frames or
+        Arrow tables, a Parquet file, folder or glob, or a ``pyarrow.dataset.Dataset``.
+
+        Equal to ``WindowCounts(reference).update(whole_frame)``; windows counted from
+        separate shards (one per worker) ``merge`` into the counts of all of them.
+        """
+        from mloop.monitor._stream import open_stream
+
+        ref = as_reference(reference)
+        categorical = [name for name, col in ref.items() if col.kind == "categorical"]
+        return open_stream(source, categorical=categorical).count(ref)
+
     def merge(self, other: WindowCounts) -> WindowCounts:
         """A new window holding the rows of both (same reference bins required)."""
         if list(self.counts) != list(other.counts):

@@ -145,3 +145,19 @@ def test_an_iterable_of_something_else_is_refused() -> None:
         drift(ref, iter([]))
     with pytest.raises(InvalidInput, match="current must be"):
         drift(ref, 42)
+
+
+def test_shards_counted_apart_merge_into_the_whole_window(
+    frames: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    ref, cur = frames
+    reference = as_reference(ref)
+    for i, piece in enumerate(_chunks(cur, [30_000, 30_000])):
+        piece.to_parquet(tmp_path / f"shard-{i}.parquet")
+    shards = [WindowCounts.from_source(reference, p) for p in sorted(tmp_path.glob("*.parquet"))]
+    merged = shards[0].merge(shards[1]).merge(shards[2])
+    whole = WindowCounts(reference).update(cur)
+    assert merged.n == whole.n == len(cur)
+    assert {k: v.tolist() for k, v in merged.counts.items()} == {
+        k: v.tolist() for k, v in whole.counts.items()
+    }
