@@ -16,6 +16,8 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +136,7 @@ def _parquet_stream(
             )
             yield from f.iter_batches(batch_size=rows, columns=columns)
 
-    return Stream(read, names)
+    return Stream(lambda columns: read_ahead(read(columns)), names)
 
 
 def _parquet_paths(source: str | os.PathLike[str]) -> list[str]:
@@ -171,10 +173,56 @@ def _dataset_stream(dataset: Any, batch_rows: int) -> Stream:
             fragment_readahead=1,
             **options,
         )
-        yield from scanner.to_batches()
+        yield from read_ahead(scanner.to_batches())
 
     return Stream(read, list(dataset.schema.names))
 
 
 def _is_arrow(source: object) -> bool:
     return type(source).__module__.startswith("pyarrow")
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def read_ahead(chunks: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Yield ``chunks`` while a thread decodes the next ones: Parquet decoding releases
+    the GIL, so reading overlaps counting. At most ``depth`` chunks wait in between."""
+    waiting: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not hand_over(chunk):
+                    return
+            hand_over(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            hand_over(_Failed(exc))
+
+    reader = threading.Thread(target=produce, name="mloop-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()  # a consumer that stops early releases the reader
