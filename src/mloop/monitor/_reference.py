@@ -243,7 +243,8 @@ def column_from_values(
     all_values = float_values(name, values)
     x = all_values
     total = float(x.sum())
-    if not np.isfinite(total):  # one cheap pass; the filter copies only when needed
+    finite = bool(np.isfinite(total))
+    if not finite:  # one cheap pass; the filter copies only when needed
         x = x[np.isfinite(x)]
         total = float(x.sum())
     edges = numeric_edges(x, bins)
@@ -251,7 +252,13 @@ def column_from_values(
     std = _std(x, mean) if mean is not None else None
     binner = NumericBinner(edges)
     col = ColumnReference(
-        name, "numeric", binner.count(all_values), edges=edges, mean=mean, std=std, role=role
+        name,
+        "numeric",
+        binner.count(all_values, may_have_nan=not finite),
+        edges=edges,
+        mean=mean,
+        std=std,
+        role=role,
     )
     col.__dict__["binner"] = binner  # seed the cached property: the window reuses it
     return col
