@@ -31,6 +31,7 @@ __all__ = [
     "float_values",
     "hashed_off_the_gil",
     "is_arrow_text",
+    "scratch_floats",
     "slot_counts",
 ]
 
@@ -114,6 +115,11 @@ class NumericBinner:
 
 
 _local = threading.local()
+
+
+def scratch_floats() -> np.ndarray:
+    """This thread's float64 scratch buffer (``_CHUNK`` values; do not keep a reference)."""
+    return _scratch()[0]
 
 
 def _scratch() -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +237,7 @@ def count_arrow_categorical(categories: Sequence[str], arr: Any) -> np.ndarray:
     found = pc.index_in(arr, value_set=pa.array(list(categories), type=arr.type))
     codes = pc.fill_null(found, k).to_numpy(zero_copy_only=False)
     counts = np.zeros(k + 2, dtype=np.int64)
-    counts[: k + 1] = np.bincount(codes, minlength=k + 1)
+    np.add.at(counts, codes, 1)  # int32 codes: bincount would first copy them to int64
     missing = int(arr.null_count)
     counts[k] -= missing  # index_in gives null for missing values and unknown ones alike
     counts[k + 1] = missing

@@ -33,6 +33,7 @@ from mloop.monitor._binning import (
     distinct_counts,
     float_values,
     hashed_off_the_gil,
+    scratch_floats,
     slot_counts,
 )
 
@@ -264,12 +265,12 @@ def column_from_values(
     return col
 
 
-def _std(x: np.ndarray, mean: float, chunk: int = 131_072) -> float:
+def _std(x: np.ndarray, mean: float) -> float:
     """``x.std()`` in cache-sized chunks (numpy's version allocates a full-size temporary)."""
-    buf = np.empty(min(x.size, chunk), dtype=np.float64)
+    buf = scratch_floats()
     squares = 0.0
-    for start in range(0, x.size, chunk):
-        part = x[start : start + chunk]
+    for start in range(0, x.size, buf.size):
+        part = x[start : start + buf.size]
         d = buf[: part.size]
         np.subtract(part, mean, out=d)
         np.multiply(d, d, out=d)
