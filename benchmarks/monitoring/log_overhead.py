@@ -73,7 +73,7 @@ import sys, time
 from mloop.config import load_settings
 from mloop.monitor.live import PredictionLog
 from mloop.registry import Registry
-from mloop.serving import run_in_background
+from mloop.server import run_in_background
 settings = load_settings(env={}, home=sys.argv[1])
 sink = PredictionLog(settings) if sys.argv[2] == "log" else None
 h = run_in_background(settings, registry=Registry(settings), prediction_sink=sink, auth=False,

@@ -115,7 +115,7 @@ from dataclasses import replace
 from pathlib import Path
 from mloop.config import load_settings
 from mloop.registry import Registry
-from mloop.serving import serve
+from mloop.server import serve
 if __name__ == "__main__":
     home, port, workers, access = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
     s = load_settings(env={}, config_file=None, home=home)

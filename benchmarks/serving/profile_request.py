@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mloop.serving._server import pin_threads
+from mloop.server._process import pin_threads
 
 
 def _model(named: bool) -> tuple[Any, Any, Any]:
@@ -108,7 +108,7 @@ async def _drive(
 async def _main(args: argparse.Namespace) -> None:
     from mloop.config import load_settings
     from mloop.registry import Registry
-    from mloop.serving import build_app
+    from mloop.server import build_app
 
     home = Path(tempfile.mkdtemp(prefix="mloop-prof-")) / "home"
     s = load_settings(env={}, config_file=None, home=home)

@@ -6,6 +6,7 @@ Typical use from a training script::
     mv = mloop.register(model, name="churn", training_data=X, target=y, alias="staging")
     predictor = mloop.load("churn@production")
     predictor.predict(records)
+    report = mloop.drift(reference="churn@production", current=todays_rows)
 
 ``import mloop`` is cheap and has no side effects: areas load when first used.
 """
@@ -21,9 +22,18 @@ from mloop.config import Settings, load_settings
 from mloop.errors import MloopError
 
 if TYPE_CHECKING:
+    from mloop.monitor import DriftReport
     from mloop.registry import ModelVersion, Predictor, Registry
 
-__all__ = ["MloopError", "Settings", "get_registry", "load", "load_settings", "register"]
+__all__ = [
+    "MloopError",
+    "Settings",
+    "drift",
+    "get_registry",
+    "load",
+    "load_settings",
+    "register",
+]
 
 _lock = threading.Lock()
 _registries: dict[tuple[str, str], Registry] = {}
@@ -51,8 +61,28 @@ def load(ref: str, *, trust: bool = False) -> Predictor:
     return get_registry().load(ref, trust=trust)
 
 
+def drift(reference: Any, current: Any, **options: Any) -> DriftReport:
+    """``mloop.monitor.drift``, with ``"name@alias"`` references looked up in the default registry."""
+    from mloop.monitor import drift as compare
+
+    if isinstance(reference, str):
+        options.setdefault("catalog", get_registry())
+    return compare(reference, current, **options)
+
+
 _AREAS = frozenset(
-    {"contracts", "flavors", "gateway", "monitor", "pipelines", "registry", "rollout", "serving"}
+    {
+        "contracts",
+        "flavors",
+        "gateway",
+        "journal",
+        "monitor",
+        "pipelines",
+        "registry",
+        "rollout",
+        "server",
+        "serving",
+    }
 )
 
 

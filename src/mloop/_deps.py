@@ -18,11 +18,13 @@ _EXTRAS: dict[str, str] = {
     "onnx": "onnx",
     "onnxruntime": "onnx",
     "skl2onnx": "onnx",
+    "onnxmltools": "onnx",
     "mlflow": "mlflow",
     "tiktoken": "tokens",
     "ray": "ray",
     "prefect": "prefect",
     "torch": "torch",
+    "palmerpenguins": "demo",
 }
 
 

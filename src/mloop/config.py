@@ -47,6 +47,9 @@ class ServingSettings:
     cache_ttl_s: float = 300.0
     auth: str = "auto"  # "auto": required unless bound to loopback; "on"; "off"
     alias_poll_s: float = 2.0
+    # Unload a version no request used for this long (0: keep it); the next request
+    # loads it again. Versions in a rollout, and pinned ones, stay.
+    idle_unload_s: float = 0.0
     rate_limit_per_s: float = 0.0  # per API key; 0 = unlimited
     rate_limit_burst: float = 0.0  # bucket size; 0 = one second of rate
     access_log: bool = True

@@ -44,9 +44,9 @@ def test_models_list_and_show(home: Path) -> None:
 
 
 def test_predict_a_csv_file_to_parquet(home: Path, tmp_path: Path) -> None:
-    from mloop.cli._demo import penguins
+    from mloop.demo.penguins import FEATURES, penguins
 
-    X, _ = penguins()
+    X = penguins()[FEATURES]
     X.to_csv(tmp_path / "in.csv", index=False)
     out = mloop(
         home,

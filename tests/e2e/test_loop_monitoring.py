@@ -32,7 +32,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mloop.config import load_settings
 from mloop.registry import Registry
-from mloop.serving import run_in_background
+from mloop.server import run_in_background
 
 WINDOW_S = 2.0
 CHROMIUM = "/usr/bin/chromium"

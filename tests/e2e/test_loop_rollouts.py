@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from mloop.config import Settings, load_settings
 from mloop.registry import Registry
 from mloop.rollout import BlueGreenPolicy, CanaryPolicy, Guard, Policy, Rollouts
-from mloop.serving import ServerHandle, run_in_background
+from mloop.server import ServerHandle, run_in_background
 
 LAG_S = 1.0  # router poll (0.2 s) plus thread scheduling on a loaded 2-core machine
 ROW = {"x1": 0.3, "x2": -0.2}

@@ -16,19 +16,19 @@ import time
 from pathlib import Path
 
 from mloop.config import load_settings
-from mloop.monitor._compact import compact_stream
-from mloop.monitor._feedback import FeedbackLog
-from mloop.monitor._log import PredictionLog
-from mloop.monitor._logstore import ParquetLogStore
+from mloop.journal._compact import compact_stream
+from mloop.journal._feedback import FeedbackLog
+from mloop.journal._log import PredictionLog
+from mloop.journal._logstore import ParquetLogStore
 
 CHILD = textwrap.dedent(
     """
     import sys, threading, time
     from mloop.config import load_settings
-    from mloop.monitor._compact import compact_stream
-    from mloop.monitor._feedback import FeedbackLog
-    from mloop.monitor._log import PredictionLog
-    from mloop.monitor._logstore import ParquetLogStore
+    from mloop.journal._compact import compact_stream
+    from mloop.journal._feedback import FeedbackLog
+    from mloop.journal._log import PredictionLog
+    from mloop.journal._logstore import ParquetLogStore
 
     settings = load_settings(env={}, home=sys.argv[1])
     log = PredictionLog(settings)

@@ -22,9 +22,9 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from mloop.config import load_settings
-from mloop.monitor._compact import compact_stream
-from mloop.monitor._log import PredictionLog
-from mloop.monitor._logstore import ParquetLogStore
+from mloop.journal._compact import compact_stream
+from mloop.journal._log import PredictionLog
+from mloop.journal._logstore import ParquetLogStore
 from mloop.registry import Registry
 
 SERVER = textwrap.dedent(
@@ -33,7 +33,7 @@ SERVER = textwrap.dedent(
     from mloop.config import load_settings
     from mloop.monitor.live import PredictionLog
     from mloop.registry import Registry
-    from mloop.serving import run_in_background
+    from mloop.server import run_in_background
 
     settings = load_settings(env={}, home=sys.argv[1])
     log = PredictionLog(settings)

@@ -12,10 +12,12 @@ import click
 import typer
 
 from mloop.cli._context import CliState
+from mloop.cli._contract import contract_app
 from mloop.cli._demo import demo
 from mloop.cli._gateway import gateway_app
 from mloop.cli._models import alias_app, models_app, predict, register
 from mloop.cli._monitor import feedback_app, monitor_app
+from mloop.cli._optimize import optimize
 from mloop.cli._pipelines import pipelines_app, retrain, runs_app
 from mloop.cli._rollout import deploy, rollout_app
 from mloop.cli._serve import keys_app, serve
@@ -100,6 +102,8 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(runs_app, name="runs")
 app.command("retrain")(retrain)
+app.add_typer(contract_app, name="contract")
+app.command("optimize")(optimize)
 
 _EXIT_CODES = {"user_fixable": 2, "operator_fixable": 3, "retryable": 4, "fatal": 1}
 

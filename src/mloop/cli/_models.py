@@ -13,7 +13,7 @@ from mloop.cli._context import state, when
 from mloop.cli._table import Table, make_console
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 from mloop.errors import InvalidInput
 
 __all__ = ["alias_app", "models_app", "predict", "register"]
@@ -236,7 +236,15 @@ def register(
 def predict(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@alias or name:version")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="CSV, Parquet or JSONL file.")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="CSV, Parquet or JSONL file; or Parquet partitions: a folder, a glob or a "
+            "URL such as s3://bucket/scores/*.parquet.",
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where predictions go (.parquet, .csv, .jsonl).")
     ],
@@ -244,23 +252,79 @@ def predict(
     keep_columns: Annotated[
         bool, typer.Option(help="Copy the input columns to the output.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="local: this process; ray: Ray Data workers (the ray extra).")
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="Ray scoring workers (one model load each).")] = 1,
 ) -> None:
-    """Batch-score a file with a registered model, with a progress bar."""
+    """Batch-score a file or Parquet partitions with a registered model, with a progress bar."""
+    if engine not in ("local", "ray"):
+        raise InvalidInput(f"Unknown engine {engine!r}; use local or ray.")
+    if engine == "ray" or not Path(input).is_file():
+        _predict_partitions(ctx, ref, input, output, engine, workers, batch_size, keep_columns)
+        return
+    _predict_file(ctx, ref, Path(input), output, batch_size, keep_columns)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _predict_partitions(
+    ctx: typer.Context,
+    ref: str,
+    sources: str,
+    output: Path,
+    engine: str,
+    workers: int,
+    batch_size: int,
+    keep_columns: bool,
+) -> None:
+    import pyarrow.parquet as pq
+
+    from mloop.batch import parquet_paths, score_partitions
+
+    if keep_columns:
+        raise InvalidInput("--keep-columns works with one input file, not with partitions.")
+    if output.suffix.lower() not in (".parquet", ".pq"):
+        raise InvalidInput(f"Partitions are scored into one Parquet file; got {output}.")
+    paths = parquet_paths(sources)
+    total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    with _progress() as progress:
+        task = progress.add_task("predict", total=total)
+        done = score_partitions(
+            state(ctx).settings,
+            ref,
+            paths,
+            output,
+            engine=engine,
+            workers=workers,
+            batch_rows=batch_size,
+            progress=lambda n: progress.update(task, advance=n),
+        )
+    console.print(f"Wrote {done} predictions of {ref} from {len(paths)} partitions to {output}.")
+
+
+def _predict_file(
+    ctx: typer.Context, ref: str, input: Path, output: Path, batch_size: int, keep_columns: bool
+) -> None:
     import pandas as pd
 
+    from mloop.batch import predictions_frame
     from mloop.cli._io import TableWriter, count_rows, read_chunks
 
     predictor = state(ctx).registry.load(ref)
     total = count_rows(input)
     writer = TableWriter(output)
     done = 0
-    columns = [
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=console, transient=False) as progress:
+    with _progress() as progress:
         task = progress.add_task("predict", total=total)
         for chunk in read_chunks(input, batch_size):
             try:
@@ -269,7 +333,7 @@ def predict(
                 exc.message = f"Rows {done}..{done + len(chunk) - 1}: {exc.message}"
                 exc.args = (exc.message,)
                 raise
-            out = _predictions_frame(predictions)
+            out = predictions_frame(predictions)
             if keep_columns:
                 out = pd.concat([chunk.reset_index(drop=True), out], axis=1)
             writer.write(out)
@@ -277,15 +341,3 @@ def predict(
             progress.update(task, advance=len(chunk))
     writer.close()
     console.print(f"Wrote {done} predictions of {predictor.version.ref} to {output}.")
-
-
-def _predictions_frame(predictions: Any) -> pd.DataFrame:
-    import pandas as pd
-
-    if predictions.task == "regression":
-        return pd.DataFrame({"prediction": predictions.values})
-    frame = pd.DataFrame({"label": predictions.labels})
-    if predictions.probabilities is not None:
-        for i, cls in enumerate(predictions.classes):
-            frame[f"proba_{cls}"] = predictions.probabilities[:, i]
-    return frame

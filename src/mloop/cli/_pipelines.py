@@ -48,13 +48,9 @@ def _configured(settings: Settings, registry: Registry) -> dict[str, Pipeline]:
 
 
 def _runner(settings: Settings, registry: Registry) -> Runner:
-    from mloop.pipelines import MlflowTracker, Runner
+    from mloop.server import build_runner
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or str(settings.raw.get("mlflow_tracking_uri", ""))
-    tracker = MlflowTracker(uri) if uri else None
-    from mloop.rollout import Rollouts
-
-    return Runner(registry, rollout=Rollouts(registry), tracker=tracker)
+    return build_runner(settings, registry)
 
 
 @pipelines_app.command("add")

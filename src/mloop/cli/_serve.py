@@ -36,7 +36,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models over the records API and the Open Inference Protocol (v2)."""
-    from mloop.serving import serve as run_server
+    from mloop.server import serve as run_server
 
     settings = state(ctx).settings
     cfg = settings.serving

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from mloop.contracts._calibration import encode_labels
-from mloop.flavors._base import Predictions
+from mloop.types import Predictions
 
 __all__ = ["reference_metrics"]
 

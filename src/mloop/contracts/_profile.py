@@ -21,7 +21,7 @@ from mloop.contracts._calibration import Calibration
 from mloop.contracts._performance import reference_metrics
 from mloop.contracts._schema import Schema
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Predictions
+from mloop.types import Predictions
 
 __all__ = ["FeatureProfile", "Profile", "bin_counts", "build_profile"]
 

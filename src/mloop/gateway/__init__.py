@@ -5,7 +5,7 @@ A route name (``model``) maps to a fallback chain of deployments; a scheduler
 admits calls only when each deployment's quota can take them, by priority.
 """
 
-from mloop.gateway._app import create_app, error_body
+from mloop.gateway._app import create_app, error_body, ledger_for
 from mloop.gateway._client import Client
 from mloop.gateway._config import (
     Deployment,
@@ -15,31 +15,63 @@ from mloop.gateway._config import (
     load_config,
     parse_config,
 )
+from mloop.gateway._eval import EvalReport, evaluate
+from mloop.gateway._gate import GatePolicy, Verdict, gate_verdict
 from mloop.gateway._gateway import ChatResult, Gateway, StreamResult
 from mloop.gateway._jobs import Job, JobRunner, JobStore, SqlJobStore
+from mloop.gateway._ledger import Ledger, LedgerRow, MemoryLedger, SqlLedger
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
+from mloop.gateway._prompts import PromptRegistry, PromptVersion
 from mloop.gateway._scheduler import Priority
+from mloop.gateway._scorers import (
+    Case,
+    exact_match,
+    json_schema_valid,
+    llm_judge,
+    load_cases,
+    numeric_tolerance,
+    regex_match,
+)
 
 __all__ = [
+    "Case",
     "ChatResult",
     "Client",
     "Deployment",
+    "EvalReport",
+    "GatePolicy",
     "Gateway",
     "GatewayConfig",
     "GatewayMetrics",
     "Job",
     "JobRunner",
     "JobStore",
+    "Ledger",
+    "LedgerRow",
     "Limiter",
     "LocalLimiter",
+    "MemoryLedger",
     "Priority",
+    "PromptRegistry",
     "PromptTemplate",
+    "PromptVersion",
     "Route",
     "SqlJobStore",
+    "SqlLedger",
     "StreamResult",
+    "Verdict",
     "create_app",
     "error_body",
+    "evaluate",
+    "exact_match",
+    "gate_verdict",
+    "json_schema_valid",
+    "ledger_for",
+    "llm_judge",
+    "load_cases",
     "load_config",
+    "numeric_tolerance",
     "parse_config",
+    "regex_match",
 ]

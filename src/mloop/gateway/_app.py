@@ -16,7 +16,16 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mloop.auth import Guard, KeyStore, Scope, auth_required, is_loopback
+from mloop.auth import (
+    ANONYMOUS,
+    Guard,
+    KeyStore,
+    LimitStore,
+    Principal,
+    Scope,
+    auth_required,
+    is_loopback,
+)
 from mloop.config import GatewaySettings, Settings
 from mloop.errors import (
     ConfigurationError,
@@ -30,9 +39,12 @@ from mloop.errors import (
 from mloop.gateway._config import GatewayConfig
 from mloop.gateway._gateway import Gateway
 from mloop.gateway._jobs import JobRunner, JobStore, SqlJobStore
+from mloop.gateway._ledger import Ledger, MemoryLedger, SqlLedger
+from mloop.gateway._prompts import PromptRegistry
+from mloop.gateway._spending import Spending
 from mloop.store import MetadataStore
 
-__all__ = ["create_app", "error_body"]
+__all__ = ["create_app", "error_body", "ledger_for"]
 
 
 def error_body(exc: MloopError, request_id: str | None = None) -> dict[str, Any]:
@@ -102,6 +114,29 @@ async def _json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     return body
 
 
+def _caller(principal: Principal) -> str | None:
+    """The key whose limits apply (none on an open server)."""
+    return None if principal is ANONYMOUS else principal.key_id
+
+
+def ledger_for(config: GatewayConfig | None, metadata: MetadataStore) -> Ledger:
+    """The spend ledger ``config`` names (the SQL one in ``metadata`` when none)."""
+    if config is None:
+        return SqlLedger(metadata)
+    if config.budget_ledger == "memory":
+        return MemoryLedger()
+    if config.budget_ledger == "redis":
+        if not config.redis_url:
+            raise ConfigurationError(
+                "[budgets] ledger = 'redis' needs a Redis URL: set [scheduler] redis_url "
+                "or MLOOP_REDIS_URL."
+            )
+        from mloop.gateway._redis_ledger import RedisLedger
+
+        return RedisLedger(config.redis_url, prefix=config.key_prefix)
+    return SqlLedger(metadata)
+
+
 def create_app(
     config: GatewayConfig,
     settings: Settings | None = None,
@@ -112,13 +147,16 @@ def create_app(
     webhook_transport: httpx.AsyncBaseTransport | None = None,
     auth: bool | None = None,
     webhook_hosts: Iterable[str] | None = None,
+    ledger: Ledger | None = None,
 ) -> FastAPI:
     """The gateway ASGI app; jobs persist in ``<home>/gateway.db`` unless a store is given.
 
     ``auth``: require API keys with scope ``gateway`` (``admin`` for ``/metrics``);
     default from ``settings.gateway.auth`` and host, as ``mloop serve`` decides.
     ``webhook_hosts``: where ``/v1/jobs`` may send results besides loopback (default
-    ``settings.gateway.webhook_hosts``).
+    ``settings.gateway.webhook_hosts``). With keys, each key's limits (routes, RPM/TPM,
+    USD budgets; ``mloop gateway limit``) are enforced through ``ledger`` (default from
+    ``[budgets] ledger``).
     """
     gw = gateway or Gateway(config, transport=transport)
     gsettings = settings.gateway if settings is not None else GatewaySettings()
@@ -127,15 +165,30 @@ def create_app(
     if required:
         if settings is None:
             raise ConfigurationError("The gateway needs settings to check API keys.")
-        keys = KeyStore(MetadataStore.from_settings(settings))
+        metadata = MetadataStore.from_settings(settings)
+        keys = KeyStore(metadata)
+        if gw.spending is None:
+            gw.spending = Spending(
+                LimitStore(metadata),
+                ledger or ledger_for(config, metadata),
+                gw.metrics,
+                fail_open=config.budget_fail_open,
+                hold_ttl_s=config.budget_hold_ttl_s,
+            )
+    if gw.prompts is None and any(r.prompts for r in config.routes.values()):
+        if settings is None:
+            raise ConfigurationError(
+                "Routes refer to registered prompts: the gateway needs settings."
+            )
+        gw.prompts = PromptRegistry(MetadataStore.from_settings(settings))
     guard = Guard(keys, required=required)
     if webhook_hosts is None:
         webhook_hosts = [h.strip() for h in gsettings.webhook_hosts.split(",") if h.strip()]
     allowed_hooks = frozenset(h.lower() for h in webhook_hosts)
     max_body = gsettings.max_body_bytes
 
-    async def gateway_key(request: Request) -> None:
-        guard.check(request.headers, Scope.GATEWAY)
+    async def gateway_key(request: Request) -> Principal:
+        return guard.check(request.headers, Scope.GATEWAY)
 
     async def admin_key(request: Request) -> None:
         guard.check(request.headers, Scope.ADMIN)
@@ -162,6 +215,8 @@ def create_app(
         finally:
             await runner_box.pop("runner").aclose()
             await gw.aclose()
+            if gw.spending is not None:
+                await gw.spending.aclose()
 
     app = FastAPI(title="mloop gateway", lifespan=lifespan)
     app.state.gateway = gw
@@ -190,12 +245,13 @@ def create_app(
             response.headers.update(exc.headers)
         return response
 
-    @app.post("/v1/chat/completions", response_model=None, dependencies=[Depends(gateway_key)])
-    async def chat(request: Request) -> Response:
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(request: Request, principal: Principal = Depends(gateway_key)) -> Response:
         body = await _json_body(request, max_body)
         priority, deadline = _options(request)
+        caller = _caller(principal)
         if body.get("stream"):
-            started = await gw.stream(body, priority=priority, deadline_s=deadline)
+            started = await gw.stream(body, priority=priority, deadline_s=deadline, caller=caller)
 
             async def sse() -> AsyncIterator[bytes]:
                 try:
@@ -218,15 +274,17 @@ def create_app(
             return StreamingResponse(
                 sse(), media_type="text/event-stream", headers=started.headers()
             )
-        result = await gw.chat(body, priority=priority, deadline_s=deadline)
+        result = await gw.chat(body, priority=priority, deadline_s=deadline, caller=caller)
         return JSONResponse(result.response, headers=result.headers())
 
     @app.get("/v1/models", dependencies=[Depends(gateway_key)])
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": gw.models()}
 
-    @app.post("/v1/jobs", status_code=202, dependencies=[Depends(gateway_key)])
-    async def submit_job(request: Request) -> dict[str, Any]:
+    @app.post("/v1/jobs", status_code=202)
+    async def submit_job(
+        request: Request, principal: Principal = Depends(gateway_key)
+    ) -> dict[str, Any]:
         body = await _json_body(request, max_body)
         inner = body.get("request", body)
         if not isinstance(inner, dict):
@@ -238,7 +296,13 @@ def create_app(
             _check_webhook(webhook, allowed_hooks)
         if inner.get("stream"):
             raise InvalidInput("Jobs cannot stream; drop 'stream' or call /v1/chat/completions.")
-        job = runner().submit(inner, priority=priority, webhook_url=webhook, deadline_s=deadline)
+        job = runner().submit(
+            inner,
+            priority=priority,
+            webhook_url=webhook,
+            deadline_s=deadline,
+            caller=_caller(principal),
+        )
         return job.to_dict()
 
     @app.get("/v1/jobs/{job_id}", dependencies=[Depends(gateway_key)])

@@ -119,6 +119,8 @@ class Route:
     output_schema: Mapping[str, Any] | None = None
     timeout_s: float = 300.0
     max_attempts: int = 8
+    # deployment -> prompt reference ("name@alias") resolved from the prompt registry
+    prompts: Mapping[str, str] = field(default_factory=dict)
 
     def template_for(self, deployment: str) -> PromptTemplate:
         """The template this route uses with ``deployment`` (identity when none)."""
@@ -137,6 +139,15 @@ class GatewayConfig:
     max_completion_tokens: int = 65_536
     redis_url: str = ""
     key_prefix: str = "mloop:gateway:"
+    # [budgets]: where keys' spend is counted ("sql": the metadata database; "redis";
+    # "memory": this process only) and whether to serve when that ledger is down.
+    budget_ledger: str = "sql"
+    budget_fail_open: bool = False
+    budget_hold_ttl_s: float = 3600.0  # a hold older than this is released (its replica died)
+    # [cache]: exact response cache ("" off, "memory" or "redis"), entry TTL and size.
+    cache_backend: str = ""
+    cache_ttl_s: float = 3600.0
+    cache_max_entries: int = 10_000
 
     def route(self, name: str) -> Route:
         """The route called ``name``; unknown names raise ``NotFound`` listing the known."""
@@ -263,11 +274,21 @@ def _route(name: str, table: Any, deployments: Mapping[str, Deployment], base: P
     if not isinstance(templates_raw, Mapping):
         raise ConfigurationError(f"{where}: templates must be a table keyed by deployment.")
     templates = {}
+    prompts = {}
     for dep, tpl in templates_raw.items():
         if dep not in chain:
             raise ConfigurationError(
                 f"{where}: template for {dep!r}, which is not in the chain {chain}."
             )
+        if isinstance(tpl, Mapping) and "prompt" in tpl:
+            ref = tpl["prompt"]
+            if not isinstance(ref, str) or not ref.strip() or len(tpl) > 1:
+                raise ConfigurationError(
+                    f"[routes.{name}.templates.{dep}]: prompt must be the only key, a "
+                    f'reference like "support-answer@production"; got {dict(tpl)!r}.'
+                )
+            prompts[dep] = ref.strip()
+            continue
         templates[dep] = _template(tpl, f"[routes.{name}.templates.{dep}]")
     schema = table.get("output_schema")
     if "output_schema_file" in table:
@@ -284,6 +305,7 @@ def _route(name: str, table: Any, deployments: Mapping[str, Deployment], base: P
         name=name,
         chain=tuple(chain),
         templates=templates,
+        prompts=prompts,
         output_schema=schema,
         timeout_s=_num(table, "timeout_s", 300.0, where) or 300.0,
         max_attempts=max(1, int(_num(table, "max_attempts", 8, where))),
@@ -316,7 +338,39 @@ def parse_config(data: Mapping[str, Any], base_dir: str | Path = ".") -> Gateway
     sched = data.get("scheduler", {})
     if not isinstance(sched, Mapping):
         raise ConfigurationError("[scheduler] must be a table.")
+    budgets = data.get("budgets", {})
+    if not isinstance(budgets, Mapping):
+        raise ConfigurationError("[budgets] must be a table (ledger, fail_open).")
+    ledger = _str(budgets, "ledger", "[budgets]", "sql")
+    if ledger not in ("sql", "redis", "memory"):
+        raise ConfigurationError(
+            f"[budgets] ledger={ledger!r} must be 'sql' (the metadata database, shared by "
+            "replicas), 'redis' (shared) or 'memory' (one replica only)."
+        )
+    fail_open = budgets.get("fail_open", False)
+    if not isinstance(fail_open, bool):
+        raise ConfigurationError(f"[budgets] fail_open={fail_open!r} must be true or false.")
+    cache = data.get("cache", {})
+    if not isinstance(cache, Mapping):
+        raise ConfigurationError("[cache] must be a table (backend, ttl_s, max_entries).")
+    cache_backend = _str(cache, "backend", "[cache]", "")
+    if cache_backend not in ("", "off", "memory", "redis"):
+        raise ConfigurationError(
+            f"[cache] backend={cache_backend!r} must be 'memory' (this replica), 'redis' "
+            "(shared by replicas) or 'off'."
+        )
+    hold_ttl = _num(budgets, "hold_ttl_s", 3600.0, "[budgets]")
+    if hold_ttl < 60:
+        raise ConfigurationError(
+            f"[budgets] hold_ttl_s={hold_ttl} must be >= 60 and longer than any request runs."
+        )
     return GatewayConfig(
+        budget_hold_ttl_s=hold_ttl,
+        cache_backend="" if cache_backend == "off" else cache_backend,
+        cache_ttl_s=_num(cache, "ttl_s", 3600.0, "[cache]") or 3600.0,
+        cache_max_entries=max(1, int(_num(cache, "max_entries", 10_000, "[cache]"))),
+        budget_ledger=ledger,
+        budget_fail_open=fail_open,
         deployments=deployments,
         routes=routes,
         batch_aging_s=_num(sched, "batch_aging_s", 30.0, "[scheduler]"),

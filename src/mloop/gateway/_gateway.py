@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 from collections.abc import AsyncIterator, Coroutine, Mapping
@@ -24,6 +25,7 @@ import httpx
 
 from mloop._clock import Clock, SystemClock
 from mloop.errors import (
+    ConfigurationError,
     InvalidInput,
     Overloaded,
     Unavailable,
@@ -31,17 +33,23 @@ from mloop.errors import (
 from mloop.gateway._adapters import adapter_for
 from mloop.gateway._backoff import backoff_delay
 from mloop.gateway._breaker import CircuitBreaker
+from mloop.gateway._budget import prompt_token_bound
+from mloop.gateway._cache import MemoryCache, RedisCache, ResponseCache, cache_key, cacheable
 from mloop.gateway._config import Deployment, GatewayConfig, Route
 from mloop.gateway._failures import Failure, classify_status
 from mloop.gateway._headers import parse_observation
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._pool import ShardedClient
+from mloop.gateway._prompts import PromptSource
 from mloop.gateway._scheduler import PRIORITIES, Candidate, Grant, Priority, Scheduler, Ticket
 from mloop.gateway._schema import schema_errors
+from mloop.gateway._spending import Hold, Spending
 from mloop.gateway._tokens import estimate_prompt_tokens, text_tokens
 
 __all__ = ["ChatResult", "Gateway", "StreamResult"]
+
+log = logging.getLogger(__name__)
 
 _POOL = 64  # connections per deployment without a max_concurrency
 
@@ -55,6 +63,7 @@ class ChatResult:
     template_version: str
     attempts: int
     waited_s: float
+    cached: bool = False
 
     def headers(self) -> dict[str, str]:
         """Response headers telling the client which deployment and template answered."""
@@ -62,6 +71,7 @@ class ChatResult:
             "x-mloop-deployment": self.deployment,
             "x-mloop-template-version": self.template_version,
             "x-mloop-attempts": str(self.attempts),
+            "x-mloop-cache": "hit" if self.cached else "miss",
         }
 
 
@@ -105,8 +115,13 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
+        spending: Spending | None = None,
+        cache: ResponseCache | None = None,
+        prompts: PromptSource | None = None,
     ) -> None:
         self.config = config
+        self.spending = spending
+        self.prompts = prompts
         self.clock = clock or SystemClock()
         self.metrics = metrics or GatewayMetrics()
         env = os.environ if env is None else env
@@ -115,6 +130,7 @@ class Gateway:
             for name, dep in config.deployments.items()
         }
         self.limiter = limiter or _default_limiter(config, self.clock)
+        self.cache = cache if cache is not None else _default_cache(config, self.clock)
         self.breakers = {name: CircuitBreaker() for name in config.deployments}
         self.scheduler = Scheduler(
             config.deployments,
@@ -145,6 +161,8 @@ class Gateway:
         for http in self._http.values():
             await http.aclose()
         await self.limiter.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
 
     # --- public entry points -----------------------------------------------------------
 
@@ -154,9 +172,10 @@ class Gateway:
         *,
         priority: str = "interactive",
         deadline_s: float | None = None,
+        caller: str | None = None,
     ) -> ChatResult:
         """Answer an OpenAI-style chat request whose ``model`` is a route name."""
-        result = await self._run(body, _priority(priority), deadline_s, stream=False)
+        result = await self._run(body, _priority(priority), deadline_s, False, caller)
         assert isinstance(result, ChatResult)
         return result
 
@@ -166,9 +185,10 @@ class Gateway:
         *,
         priority: str = "interactive",
         deadline_s: float | None = None,
+        caller: str | None = None,
     ) -> StreamResult:
         """Start a streamed answer; fallback happens before the first chunk, never after."""
-        result = await self._run(body, _priority(priority), deadline_s, stream=True)
+        result = await self._run(body, _priority(priority), deadline_s, True, caller)
         assert isinstance(result, StreamResult)
         return result
 
@@ -239,25 +259,110 @@ class Gateway:
             )
         return out
 
+    def _resolved(self, route: Route) -> Route:
+        """The route with its prompt references resolved now (an alias may have moved)."""
+        if not route.prompts:
+            return route
+        if self.prompts is None:
+            raise ConfigurationError(
+                f"Route {route.name!r} refers to prompts {dict(route.prompts)} but the gateway "
+                "has no prompt registry; serve it with settings (mloop gateway serve)."
+            )
+        # Cached in the registry for a second or two: a dict lookup on the hot path.
+        resolved = {dep: self.prompts.resolve(ref).template for dep, ref in route.prompts.items()}
+        return replace(route, templates={**route.templates, **resolved})
+
+    def _max_cost(
+        self, route: Route, body: Mapping[str, Any], completion: int
+    ) -> tuple[float, int]:
+        """The most a request can cost (USD) and use (tokens) on any deployment of its route."""
+        usd, tokens = 0.0, 0
+        for name in route.chain:
+            dep = self.config.deployments[name]
+            prompt = prompt_token_bound(route.template_for(name).render(body["messages"]))
+            usd = max(usd, dep.cost(prompt, completion))
+            tokens = max(tokens, prompt + completion)
+        return usd, tokens
+
+    async def _admit(
+        self, route: Route, body: Mapping[str, Any], caller: str | None
+    ) -> tuple[Hold | None, Mapping[str, Any]]:
+        if self.spending is None or caller is None:
+            return None, body
+        completion = self._completion_tokens(body)
+        usd, tokens = self._max_cost(route, body, completion)
+        hold = await self.spending.admit(caller, route.name, usd, tokens)
+        if hold.charges and not (body.get("max_tokens") or body.get("max_completion_tokens")):
+            # The hold covers this many completion tokens; the provider must not send more.
+            body = {**body, "max_tokens": completion}
+        return hold, body
+
     async def _run(
-        self, body: Mapping[str, Any], priority: Priority, deadline_s: float | None, stream: bool
+        self,
+        body: Mapping[str, Any],
+        priority: Priority,
+        deadline_s: float | None,
+        stream: bool,
+        caller: str | None = None,
     ) -> ChatResult | StreamResult:
-        route = self.config.route(str(body.get("model", "")))
+        route = self._resolved(self.config.route(str(body.get("model", ""))))
         budget = route.timeout_s if deadline_s is None else min(deadline_s, route.timeout_s)
-        ticket = self.scheduler.ticket(self._candidates(route, body), priority, budget)
-        ticket.completion_tokens = self._completion_tokens(body)
+        candidates = self._candidates(route, body)
+        keys: list[str] = []
+        if self.cache is not None and not stream and _wants_cache(body):
+            if self.spending is not None and caller is not None:
+                await self.spending.check_route(caller, route.name)  # even for a hit
+            keys = [
+                cache_key(route.name, d, route.template_for(d).version, caller or "", body)
+                for d in route.chain
+            ]
+            hit = await self._cached(route, keys)
+            if hit is not None:
+                return hit  # before any quota or budget: a hit costs nothing
+        if "cache" in body:
+            body = {k: v for k, v in body.items() if k != "cache"}  # not a provider field
+        hold, body = await self._admit(route, body, caller)
         outcome = "error"
+        settle_now = True
         try:
+            ticket = self.scheduler.ticket(candidates, priority, budget)
+            ticket.completion_tokens = self._completion_tokens(body)
+            ticket.hold = hold
             if deadline_s is not None:
                 self.scheduler.check_deadline(ticket)
             result = await self._attempts(route, body, ticket, priority, stream)
             outcome = "ok"
+            if keys and isinstance(result, ChatResult):
+                await self._remember(keys[route.chain.index(result.deployment)], result)
+            settle_now = not stream  # a stream settles when its last chunk is out
             return result
         except Overloaded:
             outcome = "refused"
             raise
         finally:
             self.metrics.requests.labels(route.name, priority, outcome).inc()
+            if hold is not None and settle_now and self.spending is not None:
+                await asyncio.shield(self.spending.settle(hold))
+
+    async def _cached(self, route: Route, keys: list[str]) -> ChatResult | None:
+        assert self.cache is not None
+        try:
+            hit = await self.cache.get(keys)
+        except Exception as exc:  # a cache that is down is a miss, never a failed request
+            log.warning("response cache: lookup failed: %r", exc)
+            hit = None
+        self.metrics.cache.labels(route.name, "miss" if hit is None else "hit").inc()
+        if hit is None:
+            return None
+        name = route.chain[hit[0]]
+        return ChatResult(hit[1], name, route.template_for(name).version, 0, 0.0, cached=True)
+
+    async def _remember(self, key: str, result: ChatResult) -> None:
+        assert self.cache is not None
+        try:
+            await self.cache.put(key, result.response)
+        except Exception as exc:
+            log.warning("response cache: store failed: %r", exc)
 
     async def _attempts(
         self,
@@ -269,6 +374,9 @@ class Gateway:
     ) -> ChatResult | StreamResult:
         depth = self.metrics.queue_depth.labels(priority)
         while True:
+            if ticket.hold is not None and ticket.hold.needs_top_up:
+                assert self.spending is not None
+                await self.spending.top_up(ticket.hold)
             depth.inc()
             try:
                 grant = await self.scheduler.acquire(ticket)
@@ -307,6 +415,12 @@ class Gateway:
         payload = {**body, "messages": template.render(body["messages"]), "stream": stream}
         if not stream:
             payload.pop("stream_options", None)
+        elif ticket.hold is not None and dep.provider == "openai":
+            # A budgeted stream settles on the provider's own count, not our estimate.
+            payload["stream_options"] = {
+                **(body.get("stream_options") or {}),
+                "include_usage": True,
+            }
         adapter = adapter_for(dep)
         request = adapter.build(dep, payload, self._keys[dep.name])
         started = self.clock.monotonic()
@@ -414,12 +528,18 @@ class Gateway:
             finally:
                 await response.aclose()
                 self._http[dep.name].done(shard)
-                if not usage:
+                if not usage:  # the provider did not count: our estimates stand in
                     prompt = next(c.tokens for c in ticket.candidates if c.deployment == dep.name)
                     completion = text_tokens("".join(text))
-                    usage = {"completion_tokens": completion, "total_tokens": prompt + completion}
+                    usage = {
+                        "prompt_tokens": max(0, prompt - ticket.completion_tokens),
+                        "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                    }
                 await release(int(usage.get("total_tokens", 0)) or None, response.headers, 200)
                 self._account(dep, ticket, usage)
+                if ticket.hold is not None and self.spending is not None:
+                    await self.spending.settle(ticket.hold)
 
         return StreamResult(chunks(), dep.name, version, ticket.attempts)
 
@@ -430,6 +550,8 @@ class Gateway:
         self.metrics.tokens.labels(dep.name, "prompt").inc(prompt)
         self.metrics.tokens.labels(dep.name, "completion").inc(completion)
         self.metrics.cost.labels(dep.name).inc(dep.cost(prompt, completion))
+        if ticket.hold is not None and self.spending is not None:
+            self.spending.bill(ticket.hold, dep, usage)
         if prompt:
             estimate = next(c.tokens for c in ticket.candidates if c.deployment == dep.name)
             # Learn how far our prompt heuristic is off for this deployment's tokenizer.
@@ -471,6 +593,28 @@ class Gateway:
         if failure.kind == "rate_limited":
             self.metrics.provider_429.labels(dep.name).inc()
         return failure
+
+
+def _wants_cache(body: Mapping[str, Any]) -> bool:
+    flag = body.get("cache")
+    if flag is not None and not isinstance(flag, bool):
+        raise InvalidInput(f"cache={str(flag)[:40]!r} must be true or false.", param="cache")
+    return cacheable(body)
+
+
+def _default_cache(config: GatewayConfig, clock: Clock) -> ResponseCache | None:
+    if config.cache_backend == "memory":
+        return MemoryCache(
+            ttl_s=config.cache_ttl_s, max_entries=config.cache_max_entries, clock=clock
+        )
+    if config.cache_backend == "redis":
+        if not config.redis_url:
+            raise ConfigurationError(
+                "[cache] backend = 'redis' needs a Redis URL: set [scheduler] redis_url or "
+                "MLOOP_REDIS_URL."
+            )
+        return RedisCache(config.redis_url, prefix=config.key_prefix, ttl_s=config.cache_ttl_s)
+    return None
 
 
 def _default_limiter(config: GatewayConfig, clock: Clock) -> Limiter:

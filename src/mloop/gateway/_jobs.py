@@ -40,6 +40,7 @@ _jobs = sa.Table(
 )
 
 UNFINISHED = ("queued", "running")
+_CALLER = "x_mloop_key_id"  # stored with the request: a resumed job is billed to its key
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,9 @@ class JobRunner:
         priority: str = "batch",
         webhook_url: str | None = None,
         deadline_s: float | None = None,
+        caller: str | None = None,
     ) -> Job:
-        """Store a job and start it; returns it queued."""
+        """Store a job and start it; returns it queued (``caller``: the key it is billed to)."""
         self.gateway.config.route(str(request.get("model", "")))
         if priority not in PRIORITIES:
             raise InvalidInput(
@@ -188,7 +190,11 @@ class JobRunner:
             id=f"job_{uuid.uuid4().hex}",
             status="queued",
             priority=priority,
-            request=request,
+            # A client cannot name the key a job bills to: only the verified caller can.
+            request={
+                **{k: v for k, v in request.items() if k != _CALLER},
+                **({} if caller is None else {_CALLER: caller}),
+            },
             result=None,
             error=None,
             webhook_url=webhook_url,
@@ -215,8 +221,10 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         self.store.update(job.id, status="running")
         try:
+            request = dict(job.request)
+            caller = request.pop(_CALLER, None)
             result = await self.gateway.chat(
-                job.request, priority=job.priority, deadline_s=job.deadline_s
+                request, priority=job.priority, deadline_s=job.deadline_s, caller=caller
             )
         except MloopError as exc:
             self.store.update(job.id, status="failed", error=exc.to_dict()["error"])

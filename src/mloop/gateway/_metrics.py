@@ -72,6 +72,31 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.spend = Counter(
+            "mloop_gateway_spend_usd",
+            "USD spent at providers, by API key, team, route and deployment.",
+            ["key", "team", "route", "deployment"],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            "mloop_gateway_budget_refusals",
+            "Requests refused (429) by a key's or team's budget or RPM/TPM cap.",
+            ["subject", "budget"],
+            registry=r,
+        )
+        self.ledger_errors = Counter(
+            "mloop_gateway_ledger_errors",
+            "Spend-ledger operations that failed (database or Redis unreachable).",
+            ["operation"],
+            registry=r,
+        )
+        self.cache = Counter(
+            "mloop_gateway_cache",
+            "Response-cache lookups, by route and result (hit, miss).",
+            ["route", "result"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format for ``/metrics``."""
         return generate_latest(self.registry)

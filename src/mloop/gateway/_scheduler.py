@@ -27,7 +27,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from mloop._clock import Clock
 from mloop.errors import MloopError, Overloaded
@@ -79,6 +79,7 @@ class Ticket:
     last_error: MloopError | None = None
     attempts: int = 0
     completion_tokens: int = 0
+    hold: Any = None  # the request's spend hold (``_spending.Hold``) when its key is budgeted
     future: asyncio.Future[Grant] | None = None
 
     def key(self) -> tuple[float, int]:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from mloop._clock import Clock
 from mloop.errors import MloopError
+from mloop.journal import alert_events, alert_state
 from mloop.monitor._alerts import (
     AlertEvent,
     AlertRule,
@@ -24,7 +25,6 @@ from mloop.monitor._alerts import (
     evaluate_rule,
     rules_from_config,
 )
-from mloop.monitor._live_tables import alert_events, alert_state
 from mloop.monitor._service import Monitor, MonitorStatus
 from mloop.monitor._sinks import AlertSink, LogSink, PrometheusSink, WebhookSink
 

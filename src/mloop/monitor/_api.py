@@ -11,7 +11,7 @@ import pandas as pd
 
 from mloop.contracts import Profile
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Predictions
+from mloop.monitor._catalog import ModelCatalog
 from mloop.monitor._counting import WindowCounts, count_column
 from mloop.monitor._drift import DriftReport, MultivariateDrift, drift_from_counts
 from mloop.monitor._reference import (
@@ -23,27 +23,31 @@ from mloop.monitor._reference import (
     is_categorical,
 )
 from mloop.monitor._stream import open_stream
+from mloop.types import Predictions
 
 __all__ = ["drift"]
 
 
 def resolve_reference(
     reference: Profile | pd.DataFrame | Reference | str,
+    catalog: ModelCatalog | None = None,
 ) -> Profile | pd.DataFrame | Reference:
     """Turn what the caller passed into a Profile, DataFrame or Reference.
 
     A ``"name@alias"`` / ``"name:3"`` string is the stored reference profile of that
-    model version in the default registry (``mloop.get_registry()``).
+    model version in ``catalog`` (a ``Registry``; ``mloop.drift`` passes the default one).
     """
     if isinstance(reference, str):
-        # Resolved through the top-level entry point, not by importing the registry
-        # package: monitor and registry are siblings and do not import each other.
-        import mloop
-
-        version = mloop.get_registry().get(reference)
+        if catalog is None:
+            raise InvalidInput(
+                f"reference={reference!r} names a registered model version: call "
+                "mloop.drift(...), which looks it up in the default registry, or pass "
+                "catalog=mloop.get_registry()."
+            )
+        version = catalog.get(reference)
         if version.profile is None:
             raise InvalidInput(
-                f"{version.ref} has no reference profile: it was registered without "
+                f"{reference} has no reference profile: it was registered without "
                 "training data. Pass a DataFrame as the reference instead."
             )
         return version.profile
@@ -76,6 +80,7 @@ def drift(
     bins: int = DEFAULT_BINS,
     categorical: Sequence[str] = (),
     multivariate: bool = False,
+    catalog: ModelCatalog | None = None,
 ) -> DriftReport:
     """Compare ``current`` rows (or counts) with a reference ``Profile`` or DataFrame.
 
@@ -91,7 +96,7 @@ def drift(
     tables), a Parquet file, folder or glob, or a ``pyarrow.dataset.Dataset``. It is
     then counted chunk by chunk, with the same result as the whole frame in memory.
     """
-    source = resolve_reference(reference)
+    source = resolve_reference(reference, catalog)
     raw_reference = source if isinstance(source, pd.DataFrame) else None
     stream = None
     if not isinstance(current, pd.DataFrame | WindowCounts):

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from mloop.journal import as_new_class
 from mloop.monitor._cbpe import estimate_performance
 from mloop.monitor._counting import WindowCounts
 from mloop.monitor._drift import DriftReport, drift_from_counts
@@ -54,6 +55,8 @@ class WindowStatus:
     # Labels that joined but cannot score this model (not one of its classes, text
     # for a regressor): left out of ``labelled`` and ``performance``.
     unscorable_labels: int = 0
+    # Labels of a class the model never saw (counted in ``labelled``, as misses).
+    new_class_labels: int = 0
 
     @property
     def drift_share(self) -> float | None:
@@ -126,6 +129,7 @@ class WindowStatus:
             "out_of_contract_rate": self.out_of_contract_rate,
             "labelled": self.labelled,
             "unscorable_labels": self.unscorable_labels,
+            "new_class_labels": self.new_class_labels,
             "performance": {k: _clean(v) for k, v in self.performance.items()},
             "estimated_performance": {k: _clean(v) for k, v in self.estimated.items()},
         }
@@ -152,10 +156,14 @@ def _probabilities(
 
 
 def _scorable(labels: pd.Series, task: str, classes: Sequence[Any]) -> np.ndarray:
-    """Which labels can score the model: one of its classes (as text), or a finite number."""
+    """Which labels can score the model: one of its classes (as text), a class of the
+    same kind it never saw (a miss), or, for a regressor, a finite number."""
     if task == "classification":
         names = {str(c) for c in classes}
-        return np.array([str(v) in names for v in labels.tolist()], dtype=bool)
+        known = set(classes)
+        return np.array(
+            [str(v) in names or as_new_class(v, known)[0] for v in labels.tolist()], dtype=bool
+        )
     return np.array(
         [
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
@@ -215,7 +223,7 @@ def observe_rows(
             prediction_drift = drift_from_counts(ref.select(["prediction"]), pc.counts)
     probabilities = _probabilities(outputs, classes) if task == "classification" else None
     performance: dict[str, float] = {}
-    labelled = unscorable = 0
+    labelled = unscorable = new_classes = 0
     if labels is not None:
         joined = labels.notna().to_numpy()
         scorable = _scorable(labels, task, classes)
@@ -225,11 +233,18 @@ def observe_rows(
         if labelled:
             truth = labels[has].tolist()
             if task == "classification":
+                names = [str(c) for c in classes]
+                new = sorted({str(t) for t in truth} - set(names))
+                new_classes = sum(str(t) in new for t in truth)
+                picked = None if probabilities is None else probabilities[has]
+                if picked is not None and new:
+                    # The model gave a class it never saw no probability at all.
+                    picked = np.hstack([picked, np.zeros((len(picked), len(new)))])
                 performance = classification_metrics(
                     [str(t) for t in truth],
                     rows["prediction"].to_numpy()[has].astype(str),
-                    None if probabilities is None else probabilities[has],
-                    classes=[str(c) for c in classes],
+                    picked,
+                    classes=[*names, *new],
                 )
             else:
                 performance = regression_metrics(
@@ -258,4 +273,5 @@ def observe_rows(
         performance=performance,
         estimated=estimated,
         unscorable_labels=unscorable,
+        new_class_labels=new_classes,
     )

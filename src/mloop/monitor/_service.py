@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -21,18 +21,24 @@ from mloop._clock import Clock, SystemClock
 from mloop._duration import parse_duration
 from mloop.config import Settings
 from mloop.errors import InvalidInput
-from mloop.monitor._compact import BackgroundCompactor, compact_stream, dead_letter_count
-from mloop.monitor._feedback import FeedbackLog, FeedbackResult, join_feedback
-from mloop.monitor._feedback_door import MAX_FEEDBACK_ITEMS, check_feedback
-from mloop.monitor._labels import LabelSpaces
-from mloop.monitor._log import PredictionLog
-from mloop.monitor._logstore import LogStore, ParquetLogStore
+from mloop.journal import (
+    LAST_EPOCH_S,
+    MAX_FEEDBACK_ITEMS,
+    BackgroundCompactor,
+    FeedbackLog,
+    FeedbackResult,
+    LabelSpaces,
+    LogStore,
+    ParquetLogStore,
+    PredictionLog,
+    SqlLogStore,
+    check_feedback,
+    compact_stream,
+    dead_letter_count,
+    join_feedback,
+)
+from mloop.monitor._catalog import ModelCatalog, MonitoredVersion
 from mloop.monitor._observe import WindowStatus, observe_rows
-from mloop.monitor._sqlstore import SqlLogStore
-from mloop.monitor._storable import LAST_EPOCH_S
-
-if TYPE_CHECKING:
-    from mloop.registry import ModelVersion, Registry
 
 __all__ = ["Monitor", "MonitorStatus", "parse_since"]
 
@@ -138,17 +144,13 @@ class Monitor:
     def __init__(
         self,
         settings: Settings,
-        registry: Registry | None = None,
+        registry: ModelCatalog,
         *,
         clock: Clock | None = None,
         prediction_log: PredictionLog | None = None,
         store: LogStore | None = None,
     ) -> None:
         self.settings = settings
-        if registry is None:
-            from mloop.registry import Registry
-
-            registry = Registry(settings)
         self.registry = registry
         self._spaces: tuple[float, LabelSpaces] | None = None
         self.clock = clock or SystemClock()
@@ -312,7 +314,7 @@ class Monitor:
         labels = join_feedback(rows, self.store.feedback(since))
         return rows.assign(label=labels)
 
-    def _reference(self, model: str, version: int | None) -> ModelVersion:
+    def _reference(self, model: str, version: int | None) -> MonitoredVersion:
         return self.registry.get(model if version is None else f"{model}:{version}")
 
     def status(
@@ -376,7 +378,7 @@ class Monitor:
         )
 
     def _observe(
-        self, mv: ModelVersion, start: float, end: float, rows: pd.DataFrame
+        self, mv: MonitoredVersion, start: float, end: float, rows: pd.DataFrame
     ) -> WindowStatus:
         return observe_rows(
             mv.name,

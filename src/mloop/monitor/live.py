@@ -3,6 +3,15 @@
 HTTP routes are in :mod:`mloop.monitor.http` (``router_for(monitor)``).
 """
 
+from mloop.journal import (
+    DurableLog,
+    FeedbackLog,
+    FeedbackResult,
+    LogStore,
+    ParquetLogStore,
+    PredictionLog,
+    SqlLogStore,
+)
 from mloop.monitor._alerting import Alerter
 from mloop.monitor._alerts import (
     AlertEvent,
@@ -13,13 +22,9 @@ from mloop.monitor._alerts import (
     parse_duration,
     rules_from_config,
 )
-from mloop.monitor._feedback import FeedbackLog, FeedbackResult
-from mloop.monitor._log import DurableLog, PredictionLog
-from mloop.monitor._logstore import LogStore, ParquetLogStore
 from mloop.monitor._observe import WindowStatus
 from mloop.monitor._service import Monitor, MonitorStatus
 from mloop.monitor._sinks import AlertSink, LogSink, PrometheusSink, WebhookSink
-from mloop.monitor._sqlstore import SqlLogStore
 
 __all__ = [
     "AlertEvent",

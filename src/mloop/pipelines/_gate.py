@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Predictions
 from mloop.pipelines._checks import Check, Report
 from mloop.pipelines._metrics import HIGHER_IS_BETTER, score
+from mloop.types import Predictions
 
 __all__ = ["GateConfig", "SliceScore", "gate_decision", "slice_scores", "time_holdout"]
 
@@ -126,24 +126,11 @@ def slice_scores(
             idx = np.flatnonzero(values == value)
             if idx.size < min_rows:
                 continue
-            a = score(_rows(challenger, idx), y[idx])
-            b = score(_rows(champion, idx), y[idx])
+            a = score(challenger.rows(idx), y[idx])
+            b = score(champion.rows(idx), y[idx])
             if metric in a and metric in b:
                 out.append(SliceScore(column, value, int(idx.size), a[metric], b[metric]))
     return out
-
-
-def _rows(p: Predictions, idx: np.ndarray) -> Predictions:
-    def cut(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.asarray(a)[idx]
-
-    return Predictions(
-        task=p.task,
-        labels=cut(p.labels),
-        probabilities=cut(p.probabilities),
-        classes=p.classes,
-        values=cut(p.values),
-    )
 
 
 def _better(metric: str, challenger: float, champion: float) -> float:

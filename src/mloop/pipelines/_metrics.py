@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Model, Predictions
+from mloop.types import Model, Predictions
 
 __all__ = ["HIGHER_IS_BETTER", "as_model", "score"]
 

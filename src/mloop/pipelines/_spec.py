@@ -111,7 +111,7 @@ class Pipeline:
     source: str = ""  # "module:attr" it was imported from, if any
 
     def __post_init__(self) -> None:
-        from mloop.registry._refs import validate_name
+        from mloop.registry import validate_name
 
         validate_name(self.name, "pipeline name")
         validate_name(self.model)

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import ConfigurationError, InvalidInput, NotFound
-from mloop.flavors._base import Predictions
 from mloop.pipelines._checks import Report
 from mloop.pipelines._dataset import load_snapshot, snapshot
 from mloop.pipelines._gate import gate_decision, slice_scores, time_holdout
@@ -27,6 +26,7 @@ from mloop.pipelines._metrics import as_model, score
 from mloop.pipelines._protocols import LabeledSource, RolloutStarter
 from mloop.pipelines._spec import Pipeline, TrainingData, Window
 from mloop.pipelines._validation import validate_data
+from mloop.types import Predictions
 
 if TYPE_CHECKING:
     from mloop.registry import ModelVersion, Registry

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Predictions
 from mloop.pipelines._checks import Check, Report
+from mloop.types import Predictions
 
 if TYPE_CHECKING:
     from mloop.contracts import FeatureProfile, Profile, Schema

@@ -2,7 +2,7 @@
 
 from mloop.registry._model_version import ModelVersion, RegisteredModel
 from mloop.registry._predictor import Predictor
-from mloop.registry._refs import ModelRef, parse_ref
+from mloop.registry._refs import ModelRef, parse_ref, validate_name
 from mloop.registry._registry import Registry, current_actor
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "Registry",
     "current_actor",
     "parse_ref",
+    "validate_name",
 ]

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Row
 
 from mloop._clock import Clock, SystemClock
 from mloop.config import Settings, load_settings
-from mloop.contracts import Schema
+from mloop.contracts import Profile, Schema
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry._lineage import collect_lineage
 from mloop.registry._model_version import ModelVersion, RegisteredModel
@@ -84,12 +84,16 @@ class Registry:
         trust: bool = False,
         actor: str | None = None,
         lineage: Mapping[str, Any] | None = None,
+        contract: Schema | None = None,
+        reference_profile: Profile | None = None,
     ) -> ModelVersion:
         """Save ``model`` as the next version of ``name`` with its contract and profile.
 
         ``training_data`` gives the input contract; ``reference_data`` (default: the
         training data) gives the reference profile monitoring compares against, and with
         ``reference_target`` the calibration for label-free performance estimates.
+        Without training data, ``contract`` and ``reference_profile`` are recorded as
+        given (a version derived from another, as by ``mloop optimize``, keeps its parent's).
         """
         from mloop.contracts import build_profile, infer_schema
         from mloop.flavors import flavor_for, get_flavor, task_from_target
@@ -113,7 +117,7 @@ class Registry:
             # at registration, not later in production.
             loaded = chosen.load(folder, flavor_meta, trust=trust)
 
-        schema = profile = None
+        schema, profile = contract, reference_profile
         if training_data is not None:
             schema = infer_schema(training_data)
             names = [c.name for c in schema.columns]

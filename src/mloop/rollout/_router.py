@@ -15,12 +15,13 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from mloop._clock import Clock, SystemClock
 from mloop.errors import NotFound
 from mloop.rollout._state import RolloutState
 from mloop.store import MetadataStore
+from mloop.types import RouteDecision, TrafficRouter
 
 __all__ = ["DbRouter", "RouteDecision", "RoutingTable", "TrafficRouter", "bucket"]
 
@@ -28,27 +29,6 @@ _log = logging.getLogger(__name__)
 _BUCKETS = 10_000  # weights resolve to 0.01 %
 
 ReadyCheck = Callable[[str, int], bool]
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    """Which version answers a request, and which get a copy off the request path."""
-
-    version: int
-    shadow: tuple[int, ...] = ()
-    arm: str = "stable"  # "stable" | "candidate" | "a" | "b"
-
-
-class TrafficRouter(Protocol):
-    """What serving asks on every request (mirrors ``mloop.serving``'s protocol)."""
-
-    def route(self, model: str, key: str | None) -> RouteDecision:
-        """The decision for one request of ``model`` with sticky ``key``."""
-        ...
-
-    def versions_in_use(self) -> dict[str, set[int]]:
-        """Every version that must be loaded and warm now, per model."""
-        ...
 
 
 def _hasher(salt: str) -> Any:

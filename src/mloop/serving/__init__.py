@@ -1,4 +1,10 @@
-"""Online serving: records API and Open Inference Protocol, model pool, micro-batching, cache."""
+"""Online serving, the stage of the loop that answers requests.
+
+The ASGI app (``create_app``: records API, Open Inference Protocol v2, WebSocket
+feed, ``/metrics``), the model pool, the micro-batcher, the prediction cache and
+admission control. What it plugs in (where predictions are logged, who routes
+traffic) are Protocols; ``mloop.server`` assembles the running system around it.
+"""
 
 from mloop.serving._app import create_app
 from mloop.serving._batcher import Batcher, Priority
@@ -7,8 +13,6 @@ from mloop.serving._flow import PredictionSink
 from mloop.serving._limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from mloop.serving._pool import ModelPool, PoolStats
 from mloop.serving._routing import AliasRouter, RouteDecision, TrafficRouter
-from mloop.serving._server import ServerHandle, run_in_background, serve
-from mloop.serving._stack import Stack, build_app
 from mloop.serving._stats import ServingStats
 
 __all__ = [
@@ -25,13 +29,8 @@ __all__ = [
     "RedisCache",
     "RedisRateLimiter",
     "RouteDecision",
-    "ServerHandle",
     "ServingStats",
-    "Stack",
     "TrafficRouter",
-    "build_app",
     "cache_key",
     "create_app",
-    "run_in_background",
-    "serve",
 ]

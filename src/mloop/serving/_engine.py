@@ -209,8 +209,22 @@ class Engine:
             await asyncio.sleep(interval)
             try:
                 await self.reconcile()
+                self.unload_idle()
             except Exception:
                 log.exception("reconcile failed; serving continues with the current versions")
+
+    def unload_idle(self) -> list[tuple[str, int]]:
+        """Unload versions idle for ``serving.idle_unload_s`` (off at 0), except during a rollout."""
+        idle_s = self.settings.serving.idle_unload_s
+        if idle_s <= 0:
+            return []
+        in_use = self.router.versions_in_use()
+        # A model with two versions in use is in a rollout: its guards need both warm.
+        rolling = {name for name, versions in in_use.items() if len(versions) > 1}
+        gone = self.pool.evict_idle(idle_s, keep=lambda key: key[0] in rolling)
+        for name, version in gone:
+            log.info("unloaded idle model", extra={"model": name, "version": version})
+        return gone
 
     async def stop(self) -> None:
         """Stop polling and background work; release threads and connections."""

@@ -1,7 +1,9 @@
 """The model pool: each version loaded once per process, LRU-evicted under a budget.
 
-A memory budget (MB) and a count limit bound what stays resident. Concurrent first
-requests for one version share a single load (single flight). Pinned versions and
+A memory budget (MB) and a count limit bound what stays resident, and
+``evict_idle`` unloads what no request used for a while (scale to zero, model by
+model; the next request loads it again). Concurrent first requests for one version
+share a single load (single flight). Pinned versions and
 versions with requests in flight are never evicted; when everything resident is
 busy or pinned the pool runs over budget rather than failing a request.
 All bookkeeping runs on the event loop; only the loader runs in a worker thread.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -29,6 +32,7 @@ class _Entry(Generic[T]):
     size_mb: float
     pinned: bool = False
     active: int = 0
+    last_used: float = 0.0
 
 
 @dataclass
@@ -62,6 +66,7 @@ class ModelPool(Generic[T]):
         sizer: Callable[[T], float] = lambda _v: 0.0,
         executor: Executor | None = None,
         on_evict: Callable[[Key, T], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.loader = loader
         self.max_models = max(1, max_models)
@@ -69,6 +74,7 @@ class ModelPool(Generic[T]):
         self.sizer = sizer
         self.executor = executor
         self.on_evict = on_evict
+        self.monotonic = monotonic
         self.stats = PoolStats()
         # The last load failure of each version that has not loaded since (for readiness).
         self.failures: dict[Key, BaseException] = {}
@@ -94,6 +100,7 @@ class ModelPool(Generic[T]):
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
+            entry.last_used = self.monotonic()
             self.stats.hits += 1
             return entry.value
         self.stats.misses += 1
@@ -141,6 +148,20 @@ class ModelPool(Generic[T]):
         self._remove(key, entry)
         return True
 
+    def evict_idle(
+        self, idle_s: float, *, keep: Callable[[Key], bool] = lambda _k: False
+    ) -> list[Key]:
+        """Unload versions no request used for ``idle_s`` seconds (not pinned, busy or kept)."""
+        now = self.monotonic()
+        gone = []
+        for key, entry in list(self._entries.items()):
+            if entry.pinned or entry.active or keep(key) or now - entry.last_used < idle_s:
+                continue
+            self._remove(key, entry)
+            self.stats.evictions += 1
+            gone.append(key)
+        return gone
+
     async def _load(self, key: Key, future: asyncio.Future[T]) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -156,7 +177,9 @@ class ModelPool(Generic[T]):
             return
         self.stats.loads += 1
         self.failures.pop(key, None)
-        self._entries[key] = _Entry(value, float(size), pinned=key in self._pins)
+        self._entries[key] = _Entry(
+            value, float(size), pinned=key in self._pins, last_used=self.monotonic()
+        )
         self.stats.memory_mb += float(size)
         self.stats.resident = len(self._entries)
         del self._loading[key]

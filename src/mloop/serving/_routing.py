@@ -10,37 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from mloop.errors import NotFound
 from mloop.registry import parse_ref
+from mloop.types import RouteDecision, TrafficRouter
 
 __all__ = ["AliasRouter", "RouteDecision", "TrafficRouter"]
 
 EnsureReady = Callable[[str, int], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    """The version that answers, versions that get a shadow copy, and the arm name."""
-
-    version: int
-    shadow: tuple[int, ...] = ()
-    arm: str = "stable"
-
-
-@runtime_checkable
-class TrafficRouter(Protocol):
-    """Chooses the version for each request (rollouts provide a DB-backed one)."""
-
-    def route(self, model: str, key: str | None) -> RouteDecision:
-        """The decision for one request to ``model`` (``key`` enables sticky routing)."""
-        ...
-
-    def versions_in_use(self) -> dict[str, set[int]]:
-        """Every version that must be loaded and warm now, per model."""
-        ...
 
 
 class AliasRouter:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 import pandas as pd
 
+from mloop.contracts import invalid_input
 from mloop.errors import (
-    InvalidInput,
     MloopError,
     ModelFailed,
     OperatorError,
@@ -40,7 +40,6 @@ _log = logging.getLogger("mloop.serving")
 __all__ = ["Job", "run_batch", "uses_matrix", "warmup_job"]
 
 JobKind = Literal["records", "columns", "tensor"]
-_SHOWN = 50
 
 
 @dataclass(slots=True)
@@ -73,18 +72,6 @@ def _join(jobs: Sequence[Job], schema: Schema | None) -> Any:
     return {name: tensor[:, i] for i, name in enumerate(names)}
 
 
-def _invalid(rejects: list[Violation]) -> InvalidInput:
-    rest = len(rejects) - 1
-    more = (
-        f" ({rest} more problem{'s' if rest != 1 else ''} listed in 'violations'.)" if rest else ""
-    )
-    return InvalidInput(
-        f"{rejects[0].message}{more}",
-        violations=[v.to_dict() for v in rejects[:_SHOWN]],
-        violation_count=len(rejects),
-    )
-
-
 def uses_matrix(predictor: Predictor) -> bool:
     """True when batches go to ``predict_array`` as one float matrix (no DataFrame)."""
     schema = predictor.schema
@@ -114,7 +101,7 @@ def _validate(
             i = int(np.searchsorted(starts, v.row, side="right")) - 1
             per_job.setdefault(i, []).append(replace(v, row=v.row - int(starts[i])))
     for i, found in per_job.items():
-        errors[i] = _invalid(found)
+        errors[i] = invalid_input(found)
     return frame, errors
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-import mloop
 from mloop.auth import Scope
 from mloop.errors import InvalidInput, MloopError, UserError
 from mloop.serving._flow import ServingContext
@@ -16,6 +15,18 @@ from mloop.serving._http import json_response
 from mloop.serving._v2 import HEADER, decode_infer, encode_infer, model_metadata
 
 __all__ = ["v2_infer", "v2_router"]
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mloop")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+_VERSION = _installed_version()
 
 _INFER_DOC: dict[str, Any] = {
     "requestBody": {
@@ -111,7 +122,7 @@ def v2_router(ctx: ServingContext) -> APIRouter:
         return json_response(
             {
                 "name": "mloop",
-                "version": getattr(mloop, "__version__", "0.1.0"),
+                "version": _VERSION,
                 "extensions": ["binary_tensor_data", "model_repository"],
             }
         )

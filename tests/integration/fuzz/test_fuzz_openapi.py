@@ -22,7 +22,7 @@ from mloop.config import load_settings
 from mloop.gateway import create_app as gateway_app
 from mloop.gateway import parse_config
 from mloop.gateway.testing import MockModel, MockProvider
-from mloop.serving import run_in_background
+from mloop.server import run_in_background
 
 EXAMPLES = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -18,7 +18,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mloop._clock import ManualClock
 from mloop.config import Settings, load_settings
-from mloop.monitor._log import PredictionLog
+from mloop.journal._log import PredictionLog
 from mloop.registry import Predictor, Registry
 
 START = 1_700_000_000.0 - (1_700_000_000.0 % 3600)

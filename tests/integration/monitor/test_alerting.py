@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mloop._clock import ManualClock
+from mloop.journal._log import PredictionLog
 from mloop.monitor._alerting import Alerter
 from mloop.monitor._alerts import rules_from_config
-from mloop.monitor._log import PredictionLog
 from mloop.monitor._service import Monitor
 from mloop.monitor._sinks import LogSink, PrometheusSink, WebhookSink
 

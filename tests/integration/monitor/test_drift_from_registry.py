@@ -1,4 +1,4 @@
-"""``mloop.monitor.drift(reference="name@alias", current=df)`` uses the stored profile."""
+"""``mloop.drift(reference="name@alias", current=df)`` uses the stored profile."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import mloop
-from mloop.errors import NotFound
+from mloop.errors import InvalidInput, NotFound
 
 
 def test_a_model_reference_compares_against_its_registered_profile(
@@ -23,7 +23,12 @@ def test_a_model_reference_compares_against_its_registered_profile(
     mloop.register(LogisticRegression().fit(X, y), "churn", training_data=X, alias="production")
 
     current = X.sample(2000, random_state=1).assign(age=lambda f: f["age"] + 5.0)
-    report = mloop.monitor.drift(reference="churn@production", current=current)
+    report = mloop.drift(reference="churn@production", current=current)
     assert report.drifted_columns == ["age"]
     with pytest.raises(NotFound, match="Known models: churn"):
-        mloop.monitor.drift(reference="fraud@production", current=current)
+        mloop.drift(reference="fraud@production", current=current)
+    # The monitor area itself knows no registry: it is handed one, or says how.
+    same = mloop.monitor.drift("churn@production", current, catalog=mloop.get_registry())
+    assert same.drifted_columns == ["age"]
+    with pytest.raises(InvalidInput, match=r"call mloop.drift\(...\)"):
+        mloop.monitor.drift(reference="churn@production", current=current)

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from mloop._clock import ManualClock
 from mloop.errors import InvalidInput
-from mloop.monitor._feedback import FeedbackLog
-from mloop.monitor._log import PredictionLog
+from mloop.journal._feedback import FeedbackLog
+from mloop.journal._log import PredictionLog
 from mloop.monitor._service import Monitor
 from mloop.monitor.http import router_for
 
@@ -88,8 +88,8 @@ def test_a_label_that_differs_only_in_case_is_refused_with_a_hint(
     ]
 
 
-def test_a_label_of_no_model_is_refused_and_lists_the_classes(client: TestClient) -> None:
-    error = _error(_post(client, {"request_id": "r1", "label": "maybe", "model": "churn"}))
+def test_a_label_of_another_kind_is_refused_and_lists_the_classes(client: TestClient) -> None:
+    error = _error(_post(client, {"request_id": "r1", "label": 3, "model": "churn"}))
     assert "model 'churn'" in error["message"] and "'no', 'yes'" in error["message"]
     assert "Did you mean" not in error["message"]
 
@@ -172,7 +172,7 @@ def test_a_huge_batch_is_refused(client: TestClient) -> None:
 
 
 def test_a_body_beyond_the_servers_limit_is_a_413(fresh: World) -> None:
-    from mloop.serving import build_app
+    from mloop.server import build_app
 
     app = build_app(fresh.settings, registry=fresh.registry)
     body = json.dumps([{"request_id": "r" * 190, "label": "yes"}] * 50_000)
@@ -256,9 +256,9 @@ def test_a_poison_record_in_the_spool_is_quarantined_and_monitoring_answers(
 def test_postgres_refuses_a_value_its_columns_cannot_hold_and_stores_nothing_of_the_batch(
     pg_world: World,
 ) -> None:
+    from mloop.journal._logstore import RecordsRejected
+    from mloop.journal._spool import SpoolPosition
     from mloop.monitor import live
-    from mloop.monitor._logstore import RecordsRejected
-    from mloop.monitor._spool import SpoolPosition
 
     store = live.SqlLogStore(pg_world.registry.store.engine)
     writer = pg_world.settings.home / "spool" / "feedback" / "w0"
@@ -273,7 +273,7 @@ def test_postgres_refuses_a_value_its_columns_cannot_hold_and_stores_nothing_of_
 def test_monitoring_answers_while_the_log_store_takes_no_writes(
     logged: tuple[World, list[str]],
 ) -> None:
-    from mloop.monitor._logstore import ParquetLogStore
+    from mloop.journal._logstore import ParquetLogStore
 
     world, ids = logged
 
@@ -351,9 +351,9 @@ def test_a_label_for_a_request_this_server_answered_is_checked_against_its_model
     monitor = Monitor(fresh.settings, fresh.registry, prediction_log=log)
     ids = fresh.log(log, make_data(10, seed=5)[0], time.time() - 60)
 
-    # "red" is a class of some registered model, but not of churn, which answered ids[0].
-    with pytest.raises(InvalidInput, match="not a class of model 'churn': 'no', 'yes'"):
-        monitor.feedback({"request_id": ids[0], "label": "red"})
+    # 12.5 scores the regressor "price", but not churn (text classes), which answered ids[0].
+    with pytest.raises(InvalidInput, match="not a class of model 'churn' and not a new class"):
+        monitor.feedback({"request_id": ids[0], "label": 12.5})
     with pytest.raises(InvalidInput, match="answered by model 'churn'"):
         monitor.feedback({"request_id": ids[0], "label": "red", "model": "colour"})
     assert monitor.feedback({"request_id": ids[0], "label": "yes"}).accepted == 1
@@ -366,16 +366,35 @@ def test_a_label_the_door_cannot_place_is_left_out_at_the_join(fresh: World) -> 
     log = PredictionLog(fresh.settings)
     ids = fresh.log(log, make_data(10, seed=5)[0], time.time() - 60)
     log.close()
-    # Another worker: it did not answer these requests, so "red" fits some model.
+    # Another worker: it did not answer these requests, so 12.5 fits some model (price).
     monitor = Monitor(fresh.settings, fresh.registry)
     monitor.feedback([{"request_id": r, "label": "yes"} for r in ids[:6]])
     before = _accuracy(monitor)
-    assert monitor.feedback([{"request_id": r, "label": "red"} for r in ids[6:]]).accepted == 4
+    assert monitor.feedback([{"request_id": r, "label": 12.5} for r in ids[6:]]).accepted == 4
     monitor.compact()
     (window,) = monitor.status("churn", since="1h", window="2h").windows[-1:]
     assert (window.labelled, window.metric("accuracy")) == before
     assert window.unscorable_labels == 4
     assert window.to_dict()["unscorable_labels"] == 4
+    monitor.close()
+
+
+def test_a_class_the_model_never_saw_is_stored_and_counts_as_a_miss(fresh: World) -> None:
+    log = PredictionLog(fresh.settings)
+    ids = fresh.log(log, make_data(10, seed=5)[0], time.time() - 60)
+    log.close()
+    monitor = Monitor(fresh.settings, fresh.registry)
+    monitor.feedback([{"request_id": r, "label": "yes"} for r in ids[:6]])
+    assert (
+        monitor.feedback([{"request_id": r, "label": "churned-twice"} for r in ids[6:]]).accepted
+        == 4
+    )
+    monitor.compact()
+    (window,) = monitor.status("churn", since="1h", window="2h").windows[-1:]
+    assert window.labelled == 10 and window.new_class_labels == 4
+    assert window.to_dict()["new_class_labels"] == 4
+    assert window.metric("accuracy") <= 0.6  # no prediction can name the new class
+    assert window.metric("log_loss") > 10  # the model gave it no probability at all
     monitor.close()
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from mloop.cli._context import CliState
 from mloop.cli._monitor import feedback_app, monitor_app
-from mloop.monitor._log import PredictionLog
+from mloop.journal._log import PredictionLog
 from mloop.monitor._service import Monitor
 from mloop.monitor.http import router_for
 
@@ -158,7 +158,7 @@ def test_since_accepts_an_epoch_time_as_well_as_a_duration(
 
 def test_errors_of_monitor_routes_carry_the_servers_request_id(tmp_path: Path) -> None:
     from mloop.config import load_settings
-    from mloop.serving import run_in_background
+    from mloop.server import run_in_background
 
     settings = load_settings(env={}, home=tmp_path / "home")
     with run_in_background(settings, auth=False) as server:

@@ -6,13 +6,13 @@ import pytest
 import sqlalchemy as sa
 
 from mloop._clock import ManualClock
+from mloop.journal._live_tables import monitor_predictions
+from mloop.journal._log import PredictionLog
+from mloop.journal._sqlstore import SqlLogStore
 from mloop.monitor._alerting import Alerter
 from mloop.monitor._alerts import AlertRule
-from mloop.monitor._live_tables import monitor_predictions
-from mloop.monitor._log import PredictionLog
 from mloop.monitor._service import Monitor
 from mloop.monitor._sinks import LogSink
-from mloop.monitor._sqlstore import SqlLogStore
 
 from .conftest import START, World, make_data
 

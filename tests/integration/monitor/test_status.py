@@ -7,7 +7,7 @@ import math
 import pytest
 
 from mloop._clock import ManualClock
-from mloop.monitor._log import PredictionLog
+from mloop.journal._log import PredictionLog
 from mloop.monitor._service import Monitor
 
 from .conftest import START, World, make_data

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mloop.config import Settings
-from mloop.serving import build_app
+from mloop.server import build_app
 
 ROW = {"a": 1.0, "b": 2.0, "plan": "pro"}
 HUGE = "99999999999999999999"

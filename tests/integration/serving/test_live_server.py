@@ -14,7 +14,7 @@ import pytest
 
 from mloop.config import Settings
 from mloop.registry import Registry
-from mloop.serving import ServerHandle, run_in_background
+from mloop.server import ServerHandle, run_in_background
 
 ROW = {"a": 1.0, "b": 2.0, "plan": "pro"}
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mloop.config import Settings
-from mloop.serving import ServerHandle, run_in_background
+from mloop.server import ServerHandle, run_in_background
 
 ROW = {"a": 1.0, "b": 2.0, "plan": "pro"}
 

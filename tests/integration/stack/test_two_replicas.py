@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from mloop.config import Settings
 from mloop.registry import Registry
 from mloop.rollout import CanaryPolicy, Rollouts
-from mloop.serving import build_app
+from mloop.server import build_app
 
 ROW = {"x1": 0.2, "x2": -0.1}
 

@@ -11,7 +11,7 @@ import pytest
 
 from mloop.contracts import FeatureProfile, Profile, bin_counts, build_profile, infer_schema
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Predictions
+from mloop.types import Predictions
 
 
 def reference(n: int = 2000, seed: int = 0) -> pd.DataFrame:

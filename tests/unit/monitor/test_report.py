@@ -11,8 +11,8 @@ import pytest
 
 from mloop.contracts import build_profile, infer_schema
 from mloop.errors import InvalidInput
-from mloop.flavors._base import Predictions
 from mloop.monitor import DriftReport, WindowCounts, as_reference, drift
+from mloop.types import Predictions
 
 
 def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:

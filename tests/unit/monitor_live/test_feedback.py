@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mloop.errors import InvalidInput
-from mloop.monitor._feedback import join_feedback, normalize_feedback
+from mloop.journal._feedback import join_feedback, normalize_feedback
 
 
 def predictions() -> pd.DataFrame:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mloop.monitor._labels import LabelRejected, LabelSpaces, fit_label
+from mloop.journal._labels import LabelRejected, LabelSpaces, fit_label
 
 SPACES: LabelSpaces = {
     "cancer": (frozenset({"classification"}), frozenset({"benign", "malignant"})),
@@ -26,10 +26,27 @@ def test_a_label_that_differs_only_in_case_or_spaces_is_refused_with_a_hint(labe
     assert "Did you mean 'benign'?" in message
 
 
-def test_an_unknown_label_lists_the_classes_without_a_hint() -> None:
+def test_a_label_of_another_kind_lists_the_classes_without_a_hint() -> None:
     with pytest.raises(LabelRejected, match="'benign', 'malignant'") as caught:
-        fit_label("cancerous", "cancer", SPACES)
+        fit_label(2, "cancer", SPACES)
+    assert "not a new class of the same kind" in str(caught.value)
     assert "Did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("label", "model", "stored"),
+    [
+        ("borderline", "cancer", "borderline"),  # the world grew a class the model never saw
+        (2, "default", 2),
+        (2.0, "default", 2),
+        ("maybe", None, "maybe"),  # a new class of some text classifier
+    ],
+)
+def test_a_new_class_of_the_same_kind_is_accepted(
+    label: Any, model: str | None, stored: Any
+) -> None:
+    fitted = fit_label(label, model, SPACES)
+    assert fitted == stored and type(fitted) is type(stored)
 
 
 @pytest.mark.parametrize(
@@ -55,11 +72,18 @@ def test_a_label_that_scores_its_model_is_stored_as_its_class(
 @pytest.mark.parametrize(
     ("label", "model", "words"),
     [
-        (True, "default", "not a class of model 'default': '0', '1'"),  # True is not 1 as text
+        (
+            True,
+            "default",
+            r"not a class of model 'default' and not a new class .*: '0', '1'",
+        ),  # True is not 1
         (1.5, "default", "not a class of model 'default'"),
         ("cheap", "price", "model 'price' is a regressor: send the observed value as a finite"),
         (float("inf"), "price", "finite number"),
-        ("maybe", None, "not a class of any registered model"),
+        ("2", "default", "not a class of model 'default' and not a new class"),
+        (2.5, "default", "not a class of model 'default'"),
+        ("no", "flag", "not a class of model 'flag'"),  # booleans grow no new classes
+        (" Benign", None, "Did you mean 'benign'"),
         ("benign", "cancr", r"model 'cancr', which is not registered \(registered: 'cancer'"),
     ],
 )

@@ -11,10 +11,10 @@ import pytest
 
 from mloop.config import Settings
 from mloop.errors import InvalidInput
-from mloop.monitor._compact import compact_stream
-from mloop.monitor._log import PredictionLog, sampled
-from mloop.monitor._logstore import ParquetLogStore
-from mloop.monitor._spool import list_segments, read_frames, segment_path
+from mloop.journal._compact import compact_stream
+from mloop.journal._log import PredictionLog, sampled
+from mloop.journal._logstore import ParquetLogStore
+from mloop.journal._spool import list_segments, read_frames, segment_path
 
 from ._records import record
 
@@ -113,7 +113,7 @@ def test_crash_between_parquet_write_and_checkpoint_does_not_duplicate(
 
 
 def test_background_compactor_compacts_on_stop(settings: Settings) -> None:
-    from mloop.monitor._compact import BackgroundCompactor
+    from mloop.journal._compact import BackgroundCompactor
 
     with PredictionLog(settings) as log:
         for i in range(5):
@@ -197,7 +197,7 @@ def test_a_failing_disk_surfaces_to_waiters_instead_of_hanging(settings: Setting
 
 
 def test_write_through_puts_the_frame_in_the_file_before_submit_returns(settings: Settings) -> None:
-    from mloop.monitor._spool import list_segments, read_frames, segment_path
+    from mloop.journal._spool import list_segments, read_frames, segment_path
 
     log = PredictionLog(settings)
     log.submit(record(7))
@@ -247,7 +247,7 @@ def test_a_compaction_pass_stops_at_the_end_it_saw_when_it_began(settings: Setti
 
 
 def test_submit_many_writes_every_kept_record_before_returning(settings: Settings) -> None:
-    from mloop.monitor._spool import list_segments, read_frames, segment_path
+    from mloop.journal._spool import list_segments, read_frames, segment_path
 
     half = replace(settings, monitor=replace(settings.monitor, sample_rate=0.5))
     log = PredictionLog(half)

@@ -7,8 +7,8 @@ import orjson
 import pandas as pd
 
 from mloop.contracts import build_profile, infer_schema
-from mloop.flavors._base import Predictions
 from mloop.monitor._observe import observe_rows
+from mloop.types import Predictions
 
 
 def test_regression_window_with_missing_and_text_values() -> None:

@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from mloop.config import Settings
-from mloop.monitor._compact import DEAD_LETTER_FILE, compact_stream, dead_letter_count
-from mloop.monitor._feedback import FeedbackLog
-from mloop.monitor._log import PredictionLog
-from mloop.monitor._logstore import ParquetLogStore, RecordsRejected
-from mloop.monitor._spool import Spool, SpoolPosition, list_segments
+from mloop.journal._compact import DEAD_LETTER_FILE, compact_stream, dead_letter_count
+from mloop.journal._feedback import FeedbackLog
+from mloop.journal._log import PredictionLog
+from mloop.journal._logstore import ParquetLogStore, RecordsRejected
+from mloop.journal._spool import Spool, SpoolPosition, list_segments
 
 from ._records import record
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mloop.errors import ConfigurationError
-from mloop.monitor._spool import Spool, list_segments, read_frames, segment_path
+from mloop.journal._spool import Spool, list_segments, read_frames, segment_path
 
 
 def _all(directory: Path) -> list[bytes]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mloop.monitor._storable import unstorable_reason
+from mloop.journal._storable import unstorable_reason
 
 from ._records import record
 

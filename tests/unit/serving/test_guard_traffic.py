@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from mloop._clock import ManualClock
-from mloop.rollout import InMemoryObservations, MemoryTraffic, TrafficRecorder
-from mloop.serving._guards import GuardStats, LiveObservations
+from mloop.rollout import MemoryTraffic, TrafficRecorder
+from mloop.server._guards import GuardStats, LiveObservations
 
 
 def test_the_lease_holder_sees_failures_another_worker_served() -> None:
     clock = ManualClock(10_000.0)
     shared = MemoryTraffic()
     # This worker holds the controller lease and served only successes.
-    events = InMemoryObservations(clock)
     mine = TrafficRecorder(clock)
-    stats = GuardStats(events, clock=clock, recorder=mine)
+    stats = GuardStats(mine, clock=clock)
     for _ in range(20):
         stats.observe("churn", 2, 1.0)
     stats.observe_shadow("churn", 3, agreed=10, compared=10)
@@ -25,7 +24,7 @@ def test_the_lease_holder_sees_failures_another_worker_served() -> None:
     mine.flush_to(shared, now=clock.now())
     other.flush_to(shared, now=clock.now())
 
-    source = LiveObservations(events, is_ready=lambda _m, _v: True, clock=clock, traffic=shared)
+    source = LiveObservations(shared, is_ready=lambda _m, _v: True, clock=clock)
     seen = source.observe("churn", [2, 3, 4], since=clock.now())
     assert (seen[2].requests, seen[2].errors, seen[2].error_rate) == (40, 10, 0.25)
     assert seen[2].p50_ms is not None
@@ -34,12 +33,16 @@ def test_the_lease_holder_sees_failures_another_worker_served() -> None:
     source.close()
 
 
-def test_without_shared_counts_this_process_events_are_used() -> None:
+def test_one_process_counts_its_own_traffic_once_flushed() -> None:
     clock = ManualClock(10_000.0)
-    events = InMemoryObservations(clock)
-    stats = GuardStats(events, clock=clock)
+    counts = MemoryTraffic()
+    recorder = TrafficRecorder(clock)
+    stats = GuardStats(recorder, clock=clock)
     stats.observe("churn", 2, 1.0, ok=False)
-    source = LiveObservations(events, is_ready=lambda _m, _v: True, clock=clock)
+    source = LiveObservations(counts, is_ready=lambda _m, _v: True, clock=clock)
+    assert source.observe("churn", [2], since=clock.now())[2].requests == 0
+    recorder.flush_to(counts, now=clock.now())
     seen = source.observe("churn", [2], since=clock.now())
     assert (seen[2].requests, seen[2].errors) == (1, 1)
+    assert stats.snapshot("churn")[2]["requests"] == 1  # and serving's own window too
     source.close()

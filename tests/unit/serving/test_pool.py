@@ -98,3 +98,24 @@ async def test_zipf_traffic_over_many_models_stays_within_the_limit() -> None:
         await pool.get(f"m{r}", 1)
     assert len(pool.resident()) <= 100
     assert pool.stats.hit_rate > 0.5
+
+
+async def test_idle_versions_unload_and_the_next_request_loads_them_once() -> None:
+    now = [100.0]
+    loader = Loader(delay=0.02)
+    pool: ModelPool[str] = ModelPool(loader, monotonic=lambda: now[0])
+    await pool.get("churn", 1)
+    await pool.get("fraud", 1)
+    pool.pin("pinned", 1)
+    await pool.get("pinned", 1)
+    now[0] = 150.0
+    await pool.get("fraud", 1)  # used since: idle for less
+    async with pool.lease("busy", 1):
+        now[0] = 220.0
+        gone = pool.evict_idle(60.0, keep=lambda key: key[0] == "fraud")
+        assert gone == [("churn", 1)]  # fraud is kept, pinned pinned, busy in use
+        assert pool.resident() == [("pinned", 1), ("fraud", 1), ("busy", 1)]
+    assert pool.evict_idle(60.0) == [("fraud", 1), ("busy", 1)]
+    values = await asyncio.gather(*(pool.get("churn", 1) for _ in range(20)))
+    assert values == ["churn:1"] * 20
+    assert loader.calls.count(("churn", 1)) == 2  # once at first, once after unloading

@@ -7,7 +7,7 @@ import gc
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from mloop.serving._server import _freeze_after_startup
+from mloop.server._process import _freeze_after_startup
 
 
 def test_worker_freezes_the_heap_once_the_app_has_started() -> None:

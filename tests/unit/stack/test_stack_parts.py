@@ -11,10 +11,10 @@ import pytest
 
 from mloop._clock import ManualClock
 from mloop.errors import NotFound
-from mloop.rollout import InMemoryObservations, RolloutState
-from mloop.serving._guards import GuardStats, LiveObservations
-from mloop.serving._loops import LoopRunner, alert_tick_s
-from mloop.serving._rollout_routing import RolloutRouter, rollout_refs
+from mloop.rollout import MemoryTraffic, RolloutState, TrafficRecorder
+from mloop.server._guards import GuardStats, LiveObservations
+from mloop.server._loops import LoopRunner, alert_tick_s
+from mloop.server._routing import RolloutRouter, rollout_refs
 from mloop.store import MetadataStore
 
 
@@ -129,14 +129,16 @@ class FakeMonitor:
 
 def test_guard_observations_combine_live_stats_readiness_and_monitoring() -> None:
     clock = ManualClock()
-    events = InMemoryObservations(clock)
-    stats = GuardStats(events, clock=clock)
+    counts = MemoryTraffic()
+    recorder = TrafficRecorder(clock)
+    stats = GuardStats(recorder, clock=clock)
     for i in range(10):
         stats.observe("churn", 2, latency_ms=float(i), ok=i != 0)
     stats.observe_shadow("churn", 3, agreed=3, compared=4)
+    recorder.flush_to(counts, now=clock.now())
     monitor = FakeMonitor()
     source = LiveObservations(
-        events, is_ready=lambda _m, v: v == 2, monitor=cast(Any, monitor), clock=clock
+        counts, is_ready=lambda _m, v: v == 2, monitor=cast(Any, monitor), clock=clock
     )
     since = clock.now() - 1
     first = source.observe("churn", [2, 3], since)
