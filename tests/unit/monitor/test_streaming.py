@@ -78,6 +78,10 @@ def test_a_parquet_file_a_glob_and_a_dataset_give_the_in_memory_report(
     _same_report(drift(ref, str(parts)), whole)
     _same_report(drift(ref, ds.dataset(str(parts), format="parquet")), whole)
     _same_report(drift(ref, pa.Table.from_pandas(cur, preserve_index=False)), whole)
+    table = pa.Table.from_pandas(cur, preserve_index=False)
+    batches = table.to_batches(max_chunksize=7_000)
+    _same_report(drift(ref, pa.RecordBatchReader.from_batches(table.schema, batches)), whole)
+    _same_report(drift(ref, iter(batches)), whole)
 
 
 def test_a_stored_reference_streams_like_a_frame_reference(
