@@ -28,6 +28,7 @@ _PREFIX = "mloop-drift"
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 
 
 def _cores() -> int:
@@ -38,12 +39,15 @@ def _cores() -> int:
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_pid
     with _lock:
-        if _pool is None:
+        # a forked child (a server's worker processes) inherits the pool but not its
+        # threads: work submitted there would never run, so it gets a pool of its own
+        if _pool is None or _pool_pid != os.getpid():
             # the calling thread is the other worker
             workers = max(1, min(_cores() - 1, _MAX_THREADS))
             _pool = ThreadPoolExecutor(workers, thread_name_prefix=_PREFIX)
+            _pool_pid = os.getpid()
         return _pool
 
 

@@ -153,3 +153,24 @@ def test_a_large_window_with_text_in_a_numeric_column_is_refused_by_name() -> No
     window["x"] = pd.Series(["high", "low"] * 60_000, dtype="str")
     with pytest.raises(InvalidInput, match="'x' is numeric in the reference"):
         WindowCounts(ref).update(window)
+
+
+def test_a_forked_process_counts_text_columns_in_threads_of_its_own() -> None:
+    import multiprocessing
+    import warnings
+
+    ref = as_reference(_frame(2_000, 0))
+    window = _frame(120_000, 1)
+    window["c"] = window["c"].astype("str")
+    expected = WindowCounts(ref).update(window).counts  # the parent's pool now exists
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a threaded process may deadlock: the case here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            counted = pool.apply_async(_count_in_child, (ref, window)).get(timeout=60)
+    assert counted == {k: v.tolist() for k, v in expected.items()}
+
+
+def _count_in_child(ref: object, window: pd.DataFrame) -> dict[str, list[int]]:
+    counts = WindowCounts(ref).update(window).counts  # type: ignore[arg-type]
+    return {k: v.tolist() for k, v in counts.items()}
