@@ -45,3 +45,46 @@ def make_frame(
         codes = rng.choice(5, size=n, p=p)
         data[name] = CATS[codes]
     return pd.DataFrame(data)
+
+
+def write_parquet(path: str, rows: int, seed: int, shifts: dict[str, tuple[str, float]]) -> None:
+    """``rows`` rows of ``make_frame`` written in 1M-row pieces (pyarrow's default row groups)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    piece = 1_000_000
+    writer = None
+    try:
+        for i, start in enumerate(range(0, rows, piece)):
+            frame = make_frame(min(piece, rows - start), seed * 1_000 + i, shifts)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def make_wide(
+    n: int, columns: int, seed: int, shifted: bool = False
+) -> tuple[pd.DataFrame, list[str]]:
+    """``columns`` columns (4 numeric : 1 categorical, as in ``make_frame``); when ``shifted``,
+    every 100th numeric column moves by 0.2 sd and every 50th categorical one to 30%."""
+    rng = np.random.default_rng(seed)
+    data: dict[str, object] = {}
+    moved = []
+    n_cat = columns // 5
+    for i in range(columns - n_cat):
+        x = rng.standard_normal(n)
+        if shifted and i % 100 == 0:
+            x += 0.2
+            moved.append(f"x{i}")
+        data[f"x{i}"] = x
+    for j in range(n_cat):
+        p = np.full(5, 0.2)
+        if shifted and j % 50 == 0:
+            p = np.r_[0.3, np.full(4, 0.7 / 4)]
+            moved.append(f"c{j}")
+        data[f"c{j}"] = pd.Series(CATS[rng.choice(5, size=n, p=p)], dtype="str")
+    return pd.DataFrame(data), moved

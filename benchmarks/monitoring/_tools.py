@@ -80,7 +80,30 @@ def nannyml(ref: pd.DataFrame, cur: pd.DataFrame, prepared: Any = None) -> set[s
     return flagged
 
 
+def scipy_loop(ref: pd.DataFrame, cur: pd.DataFrame, prepared: Any = None) -> set[str]:
+    """The simplest thing a user could write: KS per numeric column, chi-square per categorical.
+
+    Bonferroni over the columns so that it, too, controls false alarms across 25 tests.
+    """
+    import numpy as np
+    from scipy import stats
+
+    alpha = 0.05 / len(ref.columns)
+    flagged = set()
+    for name in ref.columns:
+        a, b = ref[name], cur[name]
+        if pd.api.types.is_numeric_dtype(a.dtype):
+            p = stats.ks_2samp(a.dropna().to_numpy(), b.dropna().to_numpy()).pvalue
+        else:
+            table = pd.concat([a.value_counts(), b.value_counts()], axis=1).fillna(0)
+            p = stats.chi2_contingency(np.asarray(table, dtype=np.float64).T)[1]
+        if p < alpha:
+            flagged.add(str(name))
+    return flagged
+
+
 TOOLS = {
+    "scipy": scipy_loop,
     "mloop": mloop_frames,
     "mloop-profile": mloop_profile,
     "evidently": evidently,

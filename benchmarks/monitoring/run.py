@@ -25,6 +25,7 @@ BENCH = Path.home() / ".cache" / "mloop-bench"
 PYTHON = {
     "mloop": ROOT / ".venv" / "bin" / "python",
     "mloop-profile": ROOT / ".venv" / "bin" / "python",
+    "scipy": ROOT / ".venv" / "bin" / "python",
     "evidently": BENCH / "evidently" / "bin" / "python",
     "nannyml": BENCH / "nannyml" / "bin" / "python",
 }

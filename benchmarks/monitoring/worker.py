@@ -3,6 +3,8 @@
 python worker.py speed <tool> <rows>
 python worker.py quality <tool> <rows> <seeds>
 python worker.py cbpe <tool> <data.npz>
+python worker.py stream <tool> <window.parquet> <reference rows>
+python worker.py wide <tool> <rows> <columns>
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _data import SHIFTS, make_frame
+from _data import SHIFTS, make_frame, make_wide
 from _tools import PREPARE, TOOLS
 
 
@@ -46,6 +49,47 @@ def speed(tool: str, rows: int) -> dict[str, object]:
         "peak_before_mb": base,
         "flagged": sorted(flagged),
     }
+
+
+def _timed(tool: str, run: Any) -> dict[str, object]:
+    base = _peak_mb()
+    start, cpu = time.perf_counter(), time.process_time()
+    flagged = run()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {
+        "tool": tool,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_mb": _peak_mb(),
+        "peak_before_mb": base,
+        "flagged": sorted(flagged),
+    }
+
+
+def stream(tool: str, path: str, reference_rows: int) -> dict[str, object]:
+    """A Parquet window against a reference frame: mloop streams it, the scipy loop loads it."""
+    ref = make_frame(reference_rows, 1)
+    TOOLS[tool](ref.iloc[:2_000], ref.iloc[:2_000], None)
+    if tool == "scipy":
+        import pandas as pd
+
+        return _timed(tool, lambda: TOOLS[tool](ref, pd.read_parquet(path), None))
+    from mloop.monitor import drift
+
+    return _timed(tool, lambda: set(drift(ref, path).drifted_columns))
+
+
+def wide(tool: str, rows: int, columns: int) -> dict[str, object]:
+    """Many columns: every 100th numeric and 50th categorical column is shifted."""
+    ref, _ = make_wide(rows, columns, 1)
+    cur, moved = make_wide(rows, columns, 2, shifted=True)
+    TOOLS[tool](ref.iloc[:2_000], cur.iloc[:2_000], None)
+    out = _timed(tool, lambda: TOOLS[tool](ref, cur, None))
+    flagged = set(out.pop("flagged"))  # type: ignore[arg-type]
+    out["shifted_found"] = len(flagged & set(moved))
+    out["shifted"] = len(moved)
+    out["false_alarms"] = len(flagged - set(moved))
+    return out
 
 
 def quality(tool: str, rows: int, seeds: int) -> dict[str, object]:
@@ -90,6 +134,10 @@ def main() -> None:
         out = quality(tool, int(sys.argv[3]), int(sys.argv[4]))
     elif mode == "irrelevant":
         out = irrelevant(tool, int(sys.argv[3]))
+    elif mode == "stream":
+        out = stream(tool, sys.argv[3], int(sys.argv[4]))
+    elif mode == "wide":
+        out = wide(tool, int(sys.argv[3]), int(sys.argv[4]))
     elif mode == "cbpe":
         from _cbpe_tools import CBPE_TOOLS
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,9 @@ from mloop.monitor._reference import (
     Reference,
     as_reference,
     column_from_values,
+    is_categorical,
 )
+from mloop.monitor._stream import open_stream
 from mloop.types import Predictions
 
 __all__ = ["drift"]
@@ -65,7 +68,7 @@ def _prediction_columns(predictions: Predictions | Any) -> dict[str, pd.Series]:
 
 def drift(
     reference: Profile | pd.DataFrame | Reference | str,
-    current: pd.DataFrame | WindowCounts,
+    current: pd.DataFrame | WindowCounts | Iterable[pd.DataFrame] | str | os.PathLike[str] | Any,
     *,
     columns: Sequence[str] | None = None,
     predictions: Predictions | np.ndarray | pd.Series | None = None,
@@ -88,11 +91,26 @@ def drift(
     ``multivariate=True``, when a domain classifier separates the two frames.
     Prediction drift is included when ``predictions`` are given (reference side from
     the profile or ``reference_predictions``).
+
+    ``current`` may also be too large for memory: an iterable of DataFrames (or Arrow
+    tables), a Parquet file, folder or glob, or a ``pyarrow.dataset.Dataset``. It is
+    then counted chunk by chunk, with the same result as the whole frame in memory.
     """
     source = resolve_reference(reference, catalog)
     raw_reference = source if isinstance(source, pd.DataFrame) else None
-    if raw_reference is not None and columns is None and isinstance(current, pd.DataFrame):
-        columns = [str(c) for c in raw_reference.columns if c in current.columns]
+    stream = None
+    if not isinstance(current, pd.DataFrame | WindowCounts):
+        stream = open_stream(current, categorical=_categorical_names(source, categorical))
+    current_names = (
+        [str(c) for c in current.columns]
+        if isinstance(current, pd.DataFrame)
+        else stream.columns
+        if stream is not None
+        else None
+    )
+    if raw_reference is not None and columns is None and current_names is not None:
+        present = set(current_names)
+        columns = [str(c) for c in raw_reference.columns if c in present]
     ref = as_reference(source, columns=columns, bins=bins, categorical=categorical)
     feature_names = [name for name, col in ref.items() if col.role == "feature"]
     features = ref.select(feature_names)
@@ -102,9 +120,8 @@ def drift(
     elif isinstance(current, pd.DataFrame):
         window = WindowCounts(features).update(current)
     else:
-        raise InvalidInput(
-            f"current must be a DataFrame or WindowCounts, not {type(current).__name__}."
-        )
+        assert stream is not None
+        window = stream.count(features)
     counts: dict[str, np.ndarray] = {
         name: window.counts[name] for name in feature_names if name in window.counts
     }
@@ -138,6 +155,16 @@ def drift(
         multivariate=multi,
         meta={"n_current": window.n},
     )
+
+
+def _categorical_names(source: object, categorical: Sequence[str]) -> list[str]:
+    """Columns the reference treats as categories (read as dictionaries from Parquet)."""
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns if c in categorical or is_categorical(source[c])]
+    if isinstance(source, Reference):
+        return [name for name, col in source.items() if col.kind == "categorical"]
+    features = getattr(source, "features", {})
+    return [name for name, fp in features.items() if getattr(fp, "kind", "") == "categorical"]
 
 
 def _prediction_reference(

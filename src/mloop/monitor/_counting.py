@@ -9,7 +9,7 @@ The per-column kernels live in ``_binning``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -17,25 +17,53 @@ import pandas as pd
 
 from mloop.contracts import Profile
 from mloop.errors import InvalidInput
-from mloop.monitor._binning import count_categorical
+from mloop.monitor._binning import (
+    count_arrow_categorical,
+    count_categorical,
+    float_values,
+    hashed_off_the_gil,
+    is_arrow_text,
+)
+from mloop.monitor._parallel import map_columns
 from mloop.monitor._reference import ColumnReference, Reference, as_reference
 
 __all__ = ["WindowCounts", "count_column"]
 
 
-def count_column(col: ColumnReference, values: pd.Series | np.ndarray) -> np.ndarray:
-    """Counts of ``values`` on ``col``'s slots."""
+def count_column(col: ColumnReference, values: Any) -> np.ndarray:
+    """Counts of ``values`` (a Series, numpy array or Arrow array) on ``col``'s slots."""
+    if _is_arrow(values):
+        return _count_arrow(col, values)
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if col.kind == "categorical":
         return count_categorical(col.categories, series)
-    try:
-        x = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"Column {col.name!r} is numeric in the reference but holds non-numeric values "
-            f"(dtype {series.dtype}); convert it or profile it as categorical."
-        ) from exc
-    return col.binner.count(x)
+    return col.binner.count(float_values(col.name, series))
+
+
+def _is_arrow(values: object) -> bool:
+    module = type(values).__module__
+    return module.startswith("pyarrow")
+
+
+def _count_arrow(col: ColumnReference, values: Any) -> np.ndarray:
+    """Arrow arrays (Parquet batches) counted without going through pandas where possible."""
+    import pyarrow as pa
+
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    total = np.zeros(len(col.counts), dtype=np.int64)
+    for arr in chunks:
+        if col.kind == "categorical" and is_arrow_text(arr):
+            total += count_arrow_categorical(col.categories, arr)
+        elif col.kind == "numeric" and (
+            pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)
+        ):
+            # nulls become NaN; float64 without nulls is read in place
+            x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+            total += col.binner.count(x)
+        else:
+            # everything else goes through pandas, so it counts as the in-memory path does
+            total += count_column(col, arr.to_pandas())
+    return total
 
 
 class WindowCounts:
@@ -51,26 +79,46 @@ class WindowCounts:
             name: np.zeros(len(col.counts), dtype=np.int64) for name, col in self.reference.items()
         }
 
-    def update(self, frame: pd.DataFrame | Mapping[str, Any]) -> Self:
-        """Add the rows of ``frame`` (a DataFrame or a mapping of column arrays)."""
-        present = frame.columns if isinstance(frame, pd.DataFrame) else frame.keys()
+    def update(self, frame: pd.DataFrame | Mapping[str, Any] | Any) -> Self:
+        """Add the rows of ``frame``: a DataFrame, an Arrow table or record batch, or a
+        mapping of column arrays."""
+        present = set(_column_names(frame))
         missing = [name for name in self.counts if name not in present]
         if missing:
             raise InvalidInput(
                 f"The window lacks reference column(s) {missing}; pass them or choose "
                 "columns=... to monitor a subset."
             )
-        for name, col in self.reference.items():
-            self.counts[name] += count_column(col, frame[name])
-        first = next(iter(present), None)
-        self.n += (
-            len(frame)
-            if isinstance(frame, pd.DataFrame)
-            else len(frame[first])
-            if first is not None
-            else 0
+        rows = _row_count(frame)
+        cols = list(self.reference.values())
+        counted = map_columns(
+            lambda col: count_column(col, frame[col.name]),
+            cols,
+            values=rows * len(cols),
+            background=lambda col: (
+                col.kind == "categorical" and hashed_off_the_gil(frame[col.name])
+            ),
         )
+        for col, counts in zip(cols, counted, strict=True):
+            self.counts[col.name] += counts
+        self.n += rows
         return self
+
+    @classmethod
+    def from_source(
+        cls, reference: Profile | pd.DataFrame | Reference, source: Any
+    ) -> WindowCounts:
+        """Count a window too large for memory, chunk by chunk: an iterable of frames or
+        Arrow tables, a Parquet file, folder or glob, or a ``pyarrow.dataset.Dataset``.
+
+        Equal to ``WindowCounts(reference).update(whole_frame)``; windows counted from
+        separate shards (one per worker) ``merge`` into the counts of all of them.
+        """
+        from mloop.monitor._stream import open_stream
+
+        ref = as_reference(reference)
+        categorical = [name for name, col in ref.items() if col.kind == "categorical"]
+        return open_stream(source, categorical=categorical).count(ref)
 
     def merge(self, other: WindowCounts) -> WindowCounts:
         """A new window holding the rows of both (same reference bins required)."""
@@ -105,3 +153,18 @@ class WindowCounts:
             out.counts[name] = arr
         out.n = int(data["n"])
         return out
+
+
+def _column_names(frame: Any) -> Sequence[Any]:
+    if isinstance(frame, pd.DataFrame):
+        return list(frame.columns)
+    if _is_arrow(frame):  # pyarrow Table or RecordBatch
+        return list(frame.schema.names)
+    return list(frame.keys())
+
+
+def _row_count(frame: Any) -> int:
+    if isinstance(frame, pd.DataFrame) or _is_arrow(frame):
+        return len(frame)
+    first = next(iter(frame.keys()), None)
+    return len(frame[first]) if first is not None else 0

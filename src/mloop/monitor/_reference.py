@@ -16,6 +16,7 @@ integers, the most frequent categories plus "other").
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,15 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.monitor._binning import NumericBinner, category_text, distinct_counts, slot_counts
+from mloop.monitor._binning import (
+    NumericBinner,
+    category_text,
+    distinct_counts,
+    float_values,
+    hashed_off_the_gil,
+    scratch_floats,
+    slot_counts,
+)
 
 __all__ = ["ColumnReference", "Reference", "as_reference"]
 
@@ -150,14 +159,18 @@ def as_reference(
     if isinstance(source, Reference):
         ref = source
     elif isinstance(source, pd.DataFrame):
+        from mloop.monitor._parallel import map_columns
+
         names = list(columns) if columns is not None else [str(c) for c in source.columns]
-        ref = Reference(
-            [
-                column_from_values(n, source[n], bins=bins, categorical=n in categorical)
-                for n in names
-            ]
+        chosen = set(categorical)
+        return Reference(
+            map_columns(
+                lambda n: column_from_values(n, source[n], bins=bins, categorical=n in chosen),
+                names,
+                values=len(source) * len(names),
+                background=lambda n: hashed_off_the_gil(source[n]),
+            )
         )
-        return ref
     elif hasattr(source, "features"):
         ref = _from_profile(source)
     else:
@@ -222,29 +235,47 @@ def column_from_values(
     role: str = "feature",
 ) -> ColumnReference:
     """Bin one reference column: quantile edges (numeric) or top categories (categorical)."""
-    from mloop.monitor._counting import count_column
-
     if categorical or is_categorical(values):
         # one hashing pass gives both the top categories and their counts
         uniques, per_value, missing = distinct_counts(values)
         categories = top_categories(uniques, per_value)
         counts = slot_counts(categories, uniques, per_value, missing)
         return ColumnReference(name, "categorical", counts, categories=categories, role=role)
-    else:
-        x = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = np.isfinite(x)
-        if not finite.all():
-            x = x[finite]
-        edges = numeric_edges(x, bins)
-        mean = float(x.mean()) if x.size else None
-        std = float(x.std()) if x.size else None
-        col = ColumnReference(
-            name, "numeric", np.empty(0, np.int64), edges=edges, mean=mean, std=std
-        )
-    counts = count_column(col, values)
-    return ColumnReference(
-        name, col.kind, counts, col.edges, col.categories, col.mean, col.std, role=role
+    all_values = float_values(name, values)
+    x = all_values
+    total = float(x.sum())
+    finite = bool(np.isfinite(total))
+    if not finite:  # one cheap pass; the filter copies only when needed
+        x = x[np.isfinite(x)]
+        total = float(x.sum())
+    edges = numeric_edges(x, bins)
+    mean = total / x.size if x.size else None  # what x.mean() computes, without a second pass
+    std = _std(x, mean) if mean is not None else None
+    binner = NumericBinner(edges)
+    col = ColumnReference(
+        name,
+        "numeric",
+        binner.count(all_values, may_have_nan=not finite),
+        edges=edges,
+        mean=mean,
+        std=std,
+        role=role,
     )
+    col.__dict__["binner"] = binner  # seed the cached property: the window reuses it
+    return col
+
+
+def _std(x: np.ndarray, mean: float) -> float:
+    """``x.std()`` in cache-sized chunks (numpy's version allocates a full-size temporary)."""
+    buf = scratch_floats()
+    squares = 0.0
+    for start in range(0, x.size, buf.size):
+        part = x[start : start + buf.size]
+        d = buf[: part.size]
+        np.subtract(part, mean, out=d)
+        np.multiply(d, d, out=d)
+        squares += float(d.sum())
+    return float(np.sqrt(squares / x.size))
 
 
 def top_categories(
@@ -259,15 +290,24 @@ def top_categories(
     return tuple(text for text, count in ranked[:limit] if count > 0)
 
 
+@functools.lru_cache(maxsize=8)
+def _sample_rows(n: int) -> np.ndarray:
+    """The rows an edge sample reads from ``n`` values (the same for every column of a frame)."""
+    rows = np.random.default_rng(0).integers(0, n, _EDGE_SAMPLE)
+    rows.setflags(write=False)
+    return rows
+
+
 def numeric_edges(x: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
     """Interior edges: midpoints for few distinct values, else deduplicated quantiles."""
     if x.size == 0:
         return np.empty(0)
     if x.size > _EDGE_SAMPLE:
-        x = x[np.random.default_rng(0).integers(0, x.size, _EDGE_SAMPLE)]
+        x = x[_sample_rows(x.size)]
     s = np.sort(x)
-    distinct = s[np.r_[True, s[1:] != s[:-1]]]
-    if distinct.size <= bins:
+    changes = s[1:] != s[:-1]
+    if np.count_nonzero(changes) < bins:  # at most ``bins`` distinct values
+        distinct = s[np.r_[True, changes]]
         return np.asarray((distinct[:-1] + distinct[1:]) / 2.0, dtype=np.float64)
     # linear-interpolated quantiles (numpy's default) read off the sorted sample
     pos = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (s.size - 1)
