@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploy_files import DEPLOY, ROOT
 
+from deploy_files import DEPLOY, ROOT
 from mloop.config import load_settings
 
 # The Compose Specification's JSON schema (Apache-2.0), vendored at commit 170098b.

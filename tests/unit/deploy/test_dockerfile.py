@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_files import DEPLOY, ROOT, dockerfile_stages, exec_form
 
+from deploy_files import DEPLOY, ROOT, dockerfile_stages, exec_form
 from mloop.config import load_settings
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from deploy_files import DEPLOY, dockerfile_stages, yaml_documents
 
+from deploy_files import DEPLOY, dockerfile_stages, yaml_documents
 from mloop.config import load_settings
 
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
