@@ -67,7 +67,8 @@ def partition_counts(
         raise InvalidInput(f"Unknown engine {engine!r}; use 'local' or 'ray'.")
     from mloop._deps import require
 
-    data = require("ray", "engine='ray'").data
+    ray = require("ray", "engine='ray'")
+    data = ray.data
     data.DataContext.get_current().enable_progress_bars = False
     blocks = (
         data.read_parquet(paths)
