@@ -67,8 +67,7 @@ def partition_counts(
         raise InvalidInput(f"Unknown engine {engine!r}; use 'local' or 'ray'.")
     from mloop._deps import require
 
-    ray = require("ray", "engine='ray'")
-    data = ray.data
+    data = require("ray", "engine='ray'").data
     data.DataContext.get_current().enable_progress_bars = False
     blocks = (
         data.read_parquet(paths)

@@ -18,6 +18,11 @@ __all__ = ["predictions_frame", "score_partitions"]
 
 Progress = Callable[[int], None]
 
+# Actors reserve no CPU: the pool size bounds them, and Ray Data's read tasks always
+# find a CPU. Reserving whole CPUs starved the reads and the pipeline waited for ever
+# (two one-CPU scorers on two CPUs; a finished stage's actors holding theirs).
+ACTOR_CPUS = 0
+
 
 def predictions_frame(predictions: Predictions) -> pd.DataFrame:
     """``label`` and one ``proba_<class>`` column per class, or ``prediction`` for regressors."""
@@ -105,23 +110,11 @@ def _score_ray(
         _Scorer,
         fn_constructor_kwargs={"settings": settings, "ref": ref},
         compute=data.ActorPoolStrategy(size=max(1, workers)),
-        num_cpus=actor_cpus(ray, workers),
+        num_cpus=ACTOR_CPUS,
         batch_size=batch_rows,
         batch_format="pandas",
     )
     return _write(scored.iter_batches(batch_format="pyarrow", batch_size=None), output, progress)
-
-
-def actor_cpus(ray: Any, workers: int) -> float:
-    """CPUs to reserve per actor: a share that leaves one CPU for the read tasks.
-
-    Ray Data schedules reads as tasks; actors that reserve every CPU starve them and
-    the pipeline waits for ever (two one-CPU scorers on a two-CPU machine did).
-    """
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-    total = float(ray.cluster_resources().get("CPU", 1.0))
-    return max(0.1, min(1.0, (total - 1.0) / max(1, workers)))
 
 
 def _write(tables: Iterable[Any], output: Path, progress: Progress | None) -> int:
