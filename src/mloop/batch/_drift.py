@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from mloop.batch._source import parquet_paths
 from mloop.monitor import WindowCounts, as_reference
 
@@ -20,17 +18,13 @@ __all__ = ["partition_counts"]
 
 
 class _Counter:
-    """Counts one block of rows on the reference's bins (JSON out, so blocks travel cheaply)."""
+    """The reference's bins for ``columns``, rebuilt from the profile's JSON in each worker."""
 
     def __init__(self, reference: dict[str, Any], columns: list[str]) -> None:
         from mloop.contracts import Profile
 
         self.reference = as_reference(Profile.from_dict(reference)).select(columns)
         self.columns = columns
-
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        counts = WindowCounts(self.reference).update(batch.reindex(columns=self.columns))
-        return pd.DataFrame({"counts": [_dumps(counts.to_dict())]})
 
 
 def _dumps(value: Any) -> str:
@@ -45,12 +39,14 @@ def partition_counts(
     *,
     columns: list[str] | None = None,
     engine: str = "local",
-    workers: int = 1,
     batch_rows: int = 100_000,
 ) -> WindowCounts:
-    """The window counts of every row under ``sources``, on ``profile``'s bins."""
+    """The window counts of every row under ``sources``, on ``profile``'s bins.
+
+    ``engine="ray"`` counts each partition in its own Ray task, as many at once as the
+    cluster has CPUs, and merges the counts here.
+    """
     import orjson
-    import pyarrow.parquet as pq
 
     paths = parquet_paths(sources)
     columns = list(columns or profile.features)
@@ -58,8 +54,12 @@ def partition_counts(
     total = WindowCounts(counter.reference)
     if engine == "local":
         for path in paths:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
-                total = total.merge(WindowCounts(counter.reference).update(batch.to_pandas()))
+            total = total.merge(
+                WindowCounts.from_dict(
+                    counter.reference,
+                    orjson.loads(_count_partition(profile.to_dict(), columns, path, batch_rows)),
+                )
+            )
         return total
     if engine != "ray":
         from mloop.errors import InvalidInput
@@ -67,21 +67,25 @@ def partition_counts(
         raise InvalidInput(f"Unknown engine {engine!r}; use 'local' or 'ray'.")
     from mloop._deps import require
 
-    data = require("ray", "engine='ray'").data
-    data.DataContext.get_current().enable_progress_bars = False
-    blocks = (
-        data.read_parquet(paths)
-        .select_columns(columns)
-        .map_batches(
-            _Counter,
-            fn_constructor_kwargs={"reference": profile.to_dict(), "columns": columns},
-            compute=data.ActorPoolStrategy(size=max(1, workers)),
-            num_cpus=1,
-            batch_size=batch_rows,
-            batch_format="pandas",
-        )
-    )
-    for row in blocks.iter_rows():
-        part = WindowCounts.from_dict(counter.reference, orjson.loads(row["counts"]))
-        total = total.merge(part)
+    ray = require("ray", "engine='ray'")
+    # One task per partition (each reads its own file): tasks queue for CPUs and never
+    # wait on each other, unlike an actor pool beside Ray Data's read tasks.
+    count = ray.remote(_count_partition)
+    reference = profile.to_dict()
+    pending = [count.remote(reference, columns, path, batch_rows) for path in paths]
+    for counts in ray.get(pending):
+        total = total.merge(WindowCounts.from_dict(counter.reference, orjson.loads(counts)))
     return total
+
+
+def _count_partition(reference: dict[str, Any], columns: list[str], path: str, rows: int) -> str:
+    """The counts of one Parquet partition as JSON (runs in a Ray worker)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    counter = _Counter(reference, columns)
+    total = WindowCounts(counter.reference)
+    with fsspec.open(path, "rb") as fh:
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows, columns=columns):
+            total = total.merge(WindowCounts(counter.reference).update(batch.to_pandas()))
+    return _dumps(total.to_dict())

@@ -18,10 +18,11 @@ __all__ = ["predictions_frame", "score_partitions"]
 
 Progress = Callable[[int], None]
 
-# Actors reserve no CPU: the pool size bounds them, and Ray Data's read tasks always
-# find a CPU. Reserving whole CPUs starved the reads and the pipeline waited for ever
-# (two one-CPU scorers on two CPUs; a finished stage's actors holding theirs).
-ACTOR_CPUS = 0
+# Actors reserve a nominal share of a CPU: the pool size bounds them, and Ray Data's
+# read tasks always find a CPU. Reserving whole CPUs starved the reads and the pipeline
+# waited for ever (two one-CPU scorers on two CPUs; a finished stage's actors holding
+# theirs). Ray reads 0 as "unset" (one CPU), hence not zero.
+ACTOR_CPUS = 0.01
 
 
 def predictions_frame(predictions: Predictions) -> pd.DataFrame:

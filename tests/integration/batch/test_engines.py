@@ -87,7 +87,7 @@ def test_ray_drift_counts_merge_to_the_single_process_counts(
     assert profile is not None
     local = partition_counts(profile, str(parts))
     # In the same Ray session as the scoring test: the stages must not starve each other.
-    on_ray = partition_counts(profile, str(parts), engine="ray", workers=2, batch_rows=2500)
+    on_ray = partition_counts(profile, str(parts), engine="ray", batch_rows=2500)
     assert local.n == on_ray.n == 20_000
     for name in local.counts:
         np.testing.assert_array_equal(local.counts[name], on_ray.counts[name])
