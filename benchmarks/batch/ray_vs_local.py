@@ -103,7 +103,7 @@ def main() -> None:
                 )
                 scoring = time.perf_counter() - start
                 start = time.perf_counter()
-                counts = partition_counts(profile, sources, engine=engine, workers=args.workers)
+                counts = partition_counts(profile, sources, engine=engine)
                 counting = time.perf_counter() - start
             results[engine] = (rows, scoring, counting, mem.peak, counts)
         ray.shutdown()
