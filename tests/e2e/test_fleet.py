@@ -1,5 +1,6 @@
-"""A fleet on one machine: three ``mloop serve`` replicas on PostgreSQL and Redis behind a
-load balancer run a canary under load; the replica holding the controller lease is killed.
+"""A fleet on one machine: three ``mloop serve`` replicas on PostgreSQL, Redis and S3 (moto's
+S3 server) behind a load balancer run a canary under load; the replica holding the
+controller lease is killed.
 
 Checked: no request fails beyond the ones in flight on the killed replica; another
 replica takes the lease over and finishes the rollout; exactly one controller acted on
@@ -31,6 +32,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mloop.config import load_settings
 from mloop.registry import Registry
+from s3_server import S3Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -140,13 +142,16 @@ def _mloop(env: dict[str, str], *args: str) -> str:
 
 
 @pytest.fixture
-def fleet_env(tmp_path: Path, postgres_url: str, redis_url: str) -> dict[str, str]:
+def fleet_env(
+    tmp_path: Path, postgres_url: str, redis_url: str, s3_server: S3Server, s3_bucket: str
+) -> dict[str, str]:
     return {
         **os.environ,
+        **s3_server.env,
         "MLOOP_HOME": str(tmp_path / "home"),
         "MLOOP_DATABASE_URL": postgres_url,
         "MLOOP_REDIS_URL": redis_url,
-        "MLOOP_ARTIFACTS_URL": str(tmp_path / "artifacts"),
+        "MLOOP_ARTIFACTS_URL": f"{s3_bucket}/mloop",
         "MLOOP_SERVING__ACCESS_LOG": "false",
         "MLOOP_SERVING__ALIAS_POLL_S": "0.2",
         "OMP_NUM_THREADS": "1",
@@ -154,10 +159,15 @@ def fleet_env(tmp_path: Path, postgres_url: str, redis_url: str) -> dict[str, st
 
 
 @pytest.fixture
-def replicas(fleet_env: dict[str, str], tmp_path: Path) -> Iterator[list[subprocess.Popen[Any]]]:
+def replicas(
+    fleet_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[subprocess.Popen[Any]]]:
     settings = load_settings(
         env={k: v for k, v in fleet_env.items() if k.startswith("MLOOP_")}, config_file=None
     )
+    for name, value in fleet_env.items():
+        if name.startswith("AWS_"):  # this process registers through the same bucket
+            monkeypatch.setenv(name, value)
     registry = Registry(settings)
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"x1": rng.normal(size=400), "x2": rng.normal(size=400)})
