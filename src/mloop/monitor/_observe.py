@@ -155,6 +155,9 @@ def _probabilities(
         return None
 
 
+_NEW_CLASS = "\x00new class"  # one column for every class the model never saw
+
+
 def _scorable(labels: pd.Series, task: str, classes: Sequence[Any]) -> np.ndarray:
     """Which labels can score the model: one of its classes (as text), a class of the
     same kind it never saw (a miss), or, for a regressor, a finite number."""
@@ -234,17 +237,21 @@ def observe_rows(
             truth = labels[has].tolist()
             if task == "classification":
                 names = [str(c) for c in classes]
-                new = sorted({str(t) for t in truth} - set(names))
-                new_classes = sum(str(t) in new for t in truth)
+                known = set(names)
+                # Every class the model never saw scores as one extra class: the model gave
+                # it no probability, and a flood of distinct junk labels cannot grow the
+                # probability matrix by a column each.
+                labels_text = [str(t) if str(t) in known else _NEW_CLASS for t in truth]
+                new_classes = labels_text.count(_NEW_CLASS)
                 picked = None if probabilities is None else probabilities[has]
-                if picked is not None and new:
-                    # The model gave a class it never saw no probability at all.
-                    picked = np.hstack([picked, np.zeros((len(picked), len(new)))])
+                extra = [_NEW_CLASS] if new_classes else []
+                if picked is not None and extra:
+                    picked = np.hstack([picked, np.zeros((len(picked), 1))])
                 performance = classification_metrics(
-                    [str(t) for t in truth],
+                    labels_text,
                     rows["prediction"].to_numpy()[has].astype(str),
                     picked,
-                    classes=[*names, *new],
+                    classes=[*names, *extra],
                 )
             else:
                 performance = regression_metrics(
