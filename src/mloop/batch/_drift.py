@@ -1,4 +1,4 @@
-"""Drift counts over Parquet partitions: each block counted into the reference's bins, then merged.
+"""Drift counts over Parquet partitions: each partition counted into the reference's bins, then merged.
 
 Counts add up exactly, so a month of log partitions or a frame too large for one
 process gives the very counts (and so the very drift report) one process would.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mloop.batch._source import parquet_paths
-from mloop.monitor import WindowCounts, as_reference
+from mloop.monitor import Reference, WindowCounts, as_reference
 
 if TYPE_CHECKING:
     from mloop.contracts import Profile
@@ -17,20 +17,27 @@ if TYPE_CHECKING:
 __all__ = ["partition_counts"]
 
 
-class _Counter:
-    """The reference's bins for ``columns``, rebuilt from the profile's JSON in each worker."""
+def _count_partition(reference: Reference, path: str, rows: int) -> WindowCounts:
+    """The counts of one Parquet partition (any fsspec path), read ``rows`` at a time."""
+    import fsspec
+    import pyarrow.parquet as pq
 
-    def __init__(self, reference: dict[str, Any], columns: list[str]) -> None:
-        from mloop.contracts import Profile
+    total = WindowCounts(reference)
+    with fsspec.open(path, "rb") as fh:
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows, columns=list(reference)):
+            total = total.merge(WindowCounts(reference).update(batch.to_pandas()))
+    return total
 
-        self.reference = as_reference(Profile.from_dict(reference)).select(columns)
-        self.columns = columns
 
-
-def _dumps(value: Any) -> str:
+def _count_partition_json(profile: dict[str, Any], columns: list[str], path: str, rows: int) -> str:
+    """``_count_partition`` in a Ray worker: the profile in, the counts out, as JSON."""
     import orjson
 
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    from mloop.contracts import Profile
+
+    reference = as_reference(Profile.from_dict(profile)).select(columns)
+    counts = _count_partition(reference, path, rows).to_dict()
+    return orjson.dumps(counts, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def partition_counts(
@@ -44,48 +51,29 @@ def partition_counts(
     """The window counts of every row under ``sources``, on ``profile``'s bins.
 
     ``engine="ray"`` counts each partition in its own Ray task, as many at once as the
-    cluster has CPUs, and merges the counts here.
+    cluster has CPUs (one task a partition: tasks queue for CPUs and never wait on each
+    other, unlike an actor pool beside Ray Data's read tasks), and merges the counts here.
     """
-    import orjson
-
     paths = parquet_paths(sources)
     columns = list(columns or profile.features)
-    counter = _Counter(profile.to_dict(), columns)
-    total = WindowCounts(counter.reference)
+    reference = as_reference(profile).select(columns)
+    total = WindowCounts(reference)
     if engine == "local":
         for path in paths:
-            total = total.merge(
-                WindowCounts.from_dict(
-                    counter.reference,
-                    orjson.loads(_count_partition(profile.to_dict(), columns, path, batch_rows)),
-                )
-            )
+            total = total.merge(_count_partition(reference, path, batch_rows))
         return total
     if engine != "ray":
         from mloop.errors import InvalidInput
 
         raise InvalidInput(f"Unknown engine {engine!r}; use 'local' or 'ray'.")
+    import orjson
+
     from mloop._deps import require
 
     ray = require("ray", "engine='ray'")
-    # One task per partition (each reads its own file): tasks queue for CPUs and never
-    # wait on each other, unlike an actor pool beside Ray Data's read tasks.
-    count = ray.remote(_count_partition)
-    reference = profile.to_dict()
-    pending = [count.remote(reference, columns, path, batch_rows) for path in paths]
+    count = ray.remote(_count_partition_json)
+    shipped = profile.to_dict()
+    pending = [count.remote(shipped, columns, path, batch_rows) for path in paths]
     for counts in ray.get(pending):
-        total = total.merge(WindowCounts.from_dict(counter.reference, orjson.loads(counts)))
+        total = total.merge(WindowCounts.from_dict(reference, orjson.loads(counts)))
     return total
-
-
-def _count_partition(reference: dict[str, Any], columns: list[str], path: str, rows: int) -> str:
-    """The counts of one Parquet partition as JSON (runs in a Ray worker)."""
-    import fsspec
-    import pyarrow.parquet as pq
-
-    counter = _Counter(reference, columns)
-    total = WindowCounts(counter.reference)
-    with fsspec.open(path, "rb") as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows, columns=columns):
-            total = total.merge(WindowCounts(counter.reference).update(batch.to_pandas()))
-    return _dumps(total.to_dict())

@@ -309,24 +309,28 @@ def production_version(home: Path) -> int:
 
 
 class AuditFeed:
-    """New entries of the model's audit trail since the last look, one line each."""
+    """The loop project's registry, opened once: production now, and new audit lines."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home
-        self.seen = 0
-
-    def new_lines(self) -> list[str]:
-        """Audit entries written since the previous call, oldest first."""
         from mloop.config import load_settings
         from mloop.registry import Registry
 
-        registry = Registry(load_settings(env={}, config_file=None, home=self.home))
-        try:
-            events = list(reversed(registry.history(MODEL, limit=500)))
-        finally:
-            registry.store.dispose()
+        self.registry = Registry(load_settings(env={}, config_file=None, home=home))
+        self.seen = 0
+
+    def production(self) -> int:
+        """The version ``penguins@production`` points to now (0 when none)."""
+        return int(self.registry.aliases(MODEL).get("production", 0))
+
+    def new_lines(self) -> list[str]:
+        """Audit entries written since the previous call, oldest first."""
+        events = list(reversed(self.registry.history(MODEL, limit=500)))
         fresh, self.seen = events[self.seen :], len(events)
         return [f"{e['action']}: {_details(e['details'])}" for e in fresh]
+
+    def close(self) -> None:
+        """Close the registry's connections."""
+        self.registry.store.dispose()
 
 
 def _details(details: Mapping[str, Any]) -> str:
@@ -392,13 +396,13 @@ def run_loop_demo(folder: Path, console: Console, *, port: int = 0) -> dict[str,
             f"2. mloop serve is answering on {url}; the demo only sends traffic and labels."
         )
         client = Traffic(url)
+        story = AuditFeed(home)
         try:
             for _ in range(4):
                 accuracy = client.second(dream_share=0.0)
             console.print(f"   calm traffic: accuracy {accuracy:.2f}")
             console.print("3. Traffic drifts: half of it now comes from Dream island (Chinstraps).")
 
-            story = AuditFeed(home)
             seconds = 0
 
             def show(accuracy: float) -> None:
@@ -415,16 +419,18 @@ def run_loop_demo(folder: Path, console: Console, *, port: int = 0) -> dict[str,
             promoted = drive(
                 client,
                 dream_share=0.5,
-                until=lambda: production_version(home) != champion.version,
+                until=lambda: story.production() != champion.version,
                 timeout_s=180,
                 every=show,
             )
             for line in story.new_lines():
                 console.print(f"   [bold]{line}[/bold]")
+            production = story.production()
         finally:
             client.close()
+            story.close()
         console.print(
-            f"4. {MODEL}@production is now version {production_version(home)}; "
+            f"4. {MODEL}@production is now version {production}; "
             "the audit trail, the run and the rollout:"
             if promoted
             else "4. No challenger was promoted within three minutes."
