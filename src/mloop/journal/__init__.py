@@ -8,8 +8,9 @@ checked, all or nothing per batch) into the feedback log, joined with the
 predictions by request id. ``mloop.monitor`` analyses what the journal holds.
 """
 
+from mloop.journal._columns import FEATURE, feature_values, probability_matrix
 from mloop.journal._compact import BackgroundCompactor, compact_stream, dead_letter_count
-from mloop.journal._feedback import FeedbackLog, FeedbackResult, join_feedback
+from mloop.journal._feedback import FeedbackLog, FeedbackResult, join_feedback, label_array
 from mloop.journal._feedback_door import MAX_FEEDBACK_ITEMS, check_feedback
 from mloop.journal._labels import LabelSpaces, as_new_class
 from mloop.journal._live_tables import alert_events, alert_state
@@ -19,6 +20,7 @@ from mloop.journal._sqlstore import SqlLogStore
 from mloop.journal._storable import LAST_EPOCH_S
 
 __all__ = [
+    "FEATURE",
     "LAST_EPOCH_S",
     "MAX_FEEDBACK_ITEMS",
     "BackgroundCompactor",
@@ -36,5 +38,8 @@ __all__ = [
     "check_feedback",
     "compact_stream",
     "dead_letter_count",
+    "feature_values",
     "join_feedback",
+    "label_array",
+    "probability_matrix",
 ]

@@ -13,8 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mloop.journal._feedback_door import MAX_FEEDBACK_ITEMS, check_feedback, normalize_feedback
 from mloop.journal._labels import LabelSpaces
@@ -25,6 +28,7 @@ __all__ = [
     "FeedbackLog",
     "FeedbackResult",
     "join_feedback",
+    "label_array",
     "normalize_feedback",
 ]
 
@@ -74,8 +78,33 @@ def _labels(feedback: pd.DataFrame) -> pd.DataFrame:
 
 def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.Series:
     """The label of each prediction row (None where none arrived); the latest label wins."""
-    result = pd.Series([None] * len(predictions), index=predictions.index, dtype=object)
-    if predictions.empty or feedback.empty:
+    keys = pa.table(
+        {
+            "request_id": pa.array(predictions["request_id"], pa.string()),
+            "row": pa.array(predictions["row"], pa.int64()),
+            "entity_key": pa.array(
+                predictions["entity_key"]
+                if "entity_key" in predictions
+                else [None] * len(predictions),
+                pa.string(),
+            ),
+        }
+    )
+    return pd.Series(label_array(keys, feedback), index=predictions.index, dtype=object)
+
+
+def _rows_among(table: pa.Table, column: str, keys: Any) -> np.ndarray:
+    """Positions of ``table`` rows whose ``column`` is one of ``keys`` (found in Arrow)."""
+    wanted = pa.array(sorted({str(k) for k in keys}), pa.string())
+    hit = pc.fill_null(pc.is_in(table.column(column), value_set=wanted), False)
+    return np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+
+
+def label_array(table: pa.Table, feedback: pd.DataFrame) -> np.ndarray:
+    """``join_feedback`` for a monitoring table: the label of each row (None where none
+    arrived), found without turning a million request ids into Python strings."""
+    result = np.full(table.num_rows, None, dtype=object)
+    if table.num_rows == 0 or feedback.empty:
         return result
     labels = _labels(feedback)
     by_request = labels[labels["request_id"].notna()]
@@ -85,14 +114,18 @@ def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.Serie
             (r, int(w)): lab
             for r, w, lab in zip(last["request_id"], last["row"], last["label"], strict=True)
         }
-        keys = zip(predictions["request_id"], predictions["row"], strict=True)
-        found = [lookup.get((r, int(w))) for r, w in keys]
-        result = pd.Series(found, index=predictions.index, dtype=object)
+        idx = _rows_among(table, "request_id", last["request_id"])
+        ids = table.column("request_id").take(idx).to_pylist()
+        rows = table.column("row").take(idx).to_pylist()
+        for i, r, w in zip(idx, ids, rows, strict=True):
+            result[i] = lookup.get((r, int(w)))
     by_entity = labels[labels["entity_key"].notna() & labels["request_id"].isna()]
-    if not by_entity.empty and "entity_key" in predictions:
+    if not by_entity.empty:
         last_e = by_entity.drop_duplicates(["entity_key"], keep="last")
         lookup_e = dict(zip(last_e["entity_key"], last_e["label"], strict=True))
-        for idx, key in zip(predictions.index, predictions["entity_key"], strict=True):
-            if result[idx] is None and key is not None and key in lookup_e:
-                result[idx] = lookup_e[key]
+        idx = _rows_among(table, "entity_key", lookup_e)
+        keys = table.column("entity_key").take(idx).to_pylist()
+        for i, key in zip(idx, keys, strict=True):
+            if result[i] is None:
+                result[i] = lookup_e[key]
     return result

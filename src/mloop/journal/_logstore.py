@@ -26,17 +26,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mloop.journal._columns import monitoring_table, unify_tables
 from mloop.journal._spool import SpoolPosition
 
 __all__ = [
     "FEEDBACK_COLUMNS",
     "PREDICTION_COLUMNS",
+    "PREDICTION_SCHEMA",
     "ROWS_BY_STREAM",
     "Checkpoint",
     "LogStore",
@@ -64,7 +67,7 @@ PREDICTION_COLUMNS = (
 )
 FEEDBACK_COLUMNS = ("request_id", "row", "entity_key", "label", "ts", "model")
 
-_PRED_SCHEMA = pa.schema(
+PREDICTION_SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),
         ("row", pa.int32()),
@@ -195,6 +198,12 @@ class LogStore(Protocol):
         """Stored prediction rows of ``model`` with ``since <= ts < until``."""
         ...
 
+    def monitoring_rows(self, model: str, since: float, until: float) -> pa.Table | None:
+        """``model``'s prediction rows with ``since <= ts < until`` as one monitoring table
+        (one column per input feature and class probability; see ``_columns``), sorted
+        by ts; None when there are none."""
+        ...
+
     def feedback(self, since: float) -> pd.DataFrame:
         """Stored feedback rows that arrived at ``ts >= since``."""
         ...
@@ -298,6 +307,8 @@ class ParquetLogStore:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, folder / name)
+            if stream == "predictions":
+                _write_monitoring(folder / name, table)
         self._save(writer, SpoolPosition(start.segment, end), None)
 
     def _tables(self, stream: str, records: Sequence[Mapping[str, Any]]) -> dict[Path, pa.Table]:
@@ -310,7 +321,7 @@ class ParquetLogStore:
                 else:
                     folder = self.home / "feedback" / f"date={day}"
                 groups.setdefault(folder, []).append(row)
-        schema = _PRED_SCHEMA if stream == "predictions" else _FEEDBACK_SCHEMA
+        schema = PREDICTION_SCHEMA if stream == "predictions" else _FEEDBACK_SCHEMA
         return {
             folder: pa.Table.from_pylist(group, schema=schema) for folder, group in groups.items()
         }
@@ -330,8 +341,27 @@ class ParquetLogStore:
             else [p for p in base.glob("model=*") if p.is_dir()]
         )
         folders = [f for m in models for f in _day_folders(m, since, until)]
-        frame = self._read(folders, _PRED_SCHEMA)
+        frame = self._read(folders, PREDICTION_SCHEMA)
         return frame[(frame["ts"] >= since) & (frame["ts"] < until)].reset_index(drop=True)
+
+    def monitoring_rows(self, model: str, since: float, until: float) -> pa.Table | None:
+        folders = _day_folders(self.home / "predictions" / f"model={model}", since, until)
+        tables = []
+        for part in (f for folder in folders for f in sorted(folder.glob("part-*"))):
+            table = _monitoring_of(part)
+            ts = table.column("ts")
+            bounds = pc.min_max(ts).as_py()
+            if table.num_rows and not (since <= bounds["min"] and bounds["max"] < until):
+                table = table.filter(pc.and_(pc.greater_equal(ts, since), pc.less(ts, until)))
+            tables.append(table)
+        table = unify_tables(tables)
+        if table is None:
+            return None
+        ts = table.column("ts").to_numpy()
+        if ts.size > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+            table = table.sort_by("ts")
+        # one chunk per column: every window is then a zero-copy slice of one array
+        return table.combine_chunks()
 
     def find(
         self, request_ids: set[str], entity_keys: set[str], since: float, until: float
@@ -383,6 +413,43 @@ class ParquetLogStore:
     def feedback(self, since: float) -> pd.DataFrame:
         base = self.home / "feedback"
         return self._read(_day_folders(base, since, 4e9), _FEEDBACK_SCHEMA)
+
+
+def _monitoring_path(part: Path) -> Path:
+    return part.with_name("mon-" + part.name)
+
+
+def _source_tag(part: Path) -> bytes:
+    stat = part.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}".encode()
+
+
+def _write_monitoring(part: Path, stored: pa.Table) -> pa.Table:
+    """Write ``part``'s monitoring table beside it, tagged with the part it was built
+    from; a failed write only costs the next reader a rebuild."""
+    table = monitoring_table(stored)
+    table = table.replace_schema_metadata({b"mloop.source": _source_tag(part)})
+    target = _monitoring_path(part)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+    return table
+
+
+def _monitoring_of(part: Path) -> pa.Table:
+    """``part``'s monitoring table: the one beside it while it still matches the part
+    (a retried compaction may rewrite a part under the same name), else rebuilt."""
+    target = _monitoring_path(part)
+    try:
+        table = pq.read_table(target)
+        if (table.schema.metadata or {}).get(b"mloop.source") == _source_tag(part):
+            return table
+    except (OSError, pa.ArrowException):
+        pass  # missing or torn: rebuilt below
+    return _write_monitoring(part, pq.read_table(part, schema=PREDICTION_SCHEMA))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
+from mloop.journal._columns import monitoring_table
 from mloop.journal._live_tables import monitor_feedback, monitor_predictions, spool_checkpoints
 from mloop.journal._logstore import (
     FEEDBACK_COLUMNS,
     PREDICTION_COLUMNS,
+    PREDICTION_SCHEMA,
     ROWS_BY_STREAM,
     Checkpoint,
     RecordsRejected,
@@ -101,6 +104,14 @@ class SqlLogStore:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query.order_by(t.c.ts))]
         return rows_frame(rows, PREDICTION_COLUMNS)
+
+    def monitoring_rows(self, model: str, since: float, until: float) -> pa.Table | None:
+        rows = self.predictions(model, since, until)  # ordered by ts
+        if rows.empty:
+            return None
+        return monitoring_table(
+            pa.Table.from_pandas(rows, schema=PREDICTION_SCHEMA, preserve_index=False)
+        )
 
     def find(
         self, request_ids: set[str], entity_keys: set[str], since: float, until: float

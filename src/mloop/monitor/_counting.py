@@ -27,7 +27,7 @@ from mloop.monitor._binning import (
 from mloop.monitor._parallel import map_columns
 from mloop.monitor._reference import ColumnReference, Reference, as_reference
 
-__all__ = ["WindowCounts", "count_column"]
+__all__ = ["WindowCounts", "count_column", "count_windows"]
 
 
 def count_column(col: ColumnReference, values: Any) -> np.ndarray:
@@ -64,6 +64,59 @@ def _count_arrow(col: ColumnReference, values: Any) -> np.ndarray:
             # everything else goes through pandas, so it counts as the in-memory path does
             total += count_column(col, arr.to_pandas())
     return total
+
+
+def _slots(col: ColumnReference, values: Any) -> np.ndarray | None:
+    """The slot of every row, for the kinds of values that have a vectorised kernel."""
+    import pyarrow as pa
+
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not _is_arrow(arr):
+        return None
+    if col.kind == "numeric" and (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+        x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return col.binner.slots(x)
+    if col.kind == "categorical" and is_arrow_text(arr) and not pa.types.is_dictionary(arr.type):
+        import pyarrow.compute as pc
+
+        k = len(col.categories)
+        found = pc.index_in(arr, value_set=pa.array(list(col.categories), type=arr.type))
+        codes = np.asarray(pc.fill_null(found, k).to_numpy(zero_copy_only=False), dtype=np.intp)
+        codes[np.asarray(arr.is_null().to_numpy(zero_copy_only=False))] = k + 1
+        return codes
+    return None
+
+
+def count_windows(
+    reference: Reference, columns: Mapping[str, Any], bounds: Sequence[tuple[int, int]]
+) -> list[dict[str, np.ndarray]]:
+    """Counts of many windows at once: ``columns`` hold rows sorted by time and window
+    ``i`` is rows ``bounds[i][0]:bounds[i][1]`` (consecutive, in order).
+
+    Each row's slot is found once and ``bincount`` sums every window in one pass, so a
+    week of hourly windows costs one pass over the rows, not 168 calls per column;
+    equal to ``WindowCounts(reference).update(window)`` per window.
+    """
+    out: list[dict[str, np.ndarray]] = [{} for _ in bounds]
+    if not bounds:
+        return out
+    first, last = bounds[0][0], bounds[-1][1]
+    sizes = np.array([hi - lo for lo, hi in bounds], dtype=np.intp)
+    window_of = np.repeat(np.arange(len(bounds), dtype=np.intp), sizes)
+    for name, col in reference.items():
+        values = columns[name]
+        rows = values.iloc[first:last] if isinstance(values, pd.Series) else values[first:last]
+        slots = _slots(col, rows)
+        width = len(col.counts)
+        if slots is None:  # other kinds of values: counted window by window
+            for i, (lo, hi) in enumerate(bounds):
+                part = values.iloc[lo:hi] if isinstance(values, pd.Series) else values[lo:hi]
+                out[i][name] = count_column(col, part)
+            continue
+        table = np.bincount(window_of * width + slots, minlength=len(bounds) * width)
+        for i, row in enumerate(table.reshape(len(bounds), width)):
+            out[i][name] = row.astype(np.int64)
+    return out
 
 
 class WindowCounts:

@@ -38,6 +38,13 @@ def roc_auc_binary(y: np.ndarray, score: np.ndarray) -> float:
 
 def class_index(labels: Any, classes: Sequence[Any], what: str = "label") -> np.ndarray:
     """Positions of ``labels`` in ``classes`` (compared as text), -1 for unknown labels."""
+    if type(labels).__module__.startswith("pyarrow"):  # a logged column: looked up in Arrow
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = pa.array([str(c) for c in classes], pa.string())
+        found = pc.index_in(pc.cast(labels, pa.string()), value_set=names)
+        return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.intp)
     lookup = {str(c): i for i, c in enumerate(classes)}
     return np.array([lookup.get(str(v), -1) for v in np.asarray(labels).tolist()], np.intp)
 

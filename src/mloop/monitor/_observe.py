@@ -13,17 +13,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
+import pyarrow as pa
 
-from mloop.journal import as_new_class
+from mloop.journal import FEATURE, as_new_class, feature_values, probability_matrix
 from mloop.monitor._cbpe import estimate_performance
-from mloop.monitor._counting import WindowCounts
-from mloop.monitor._drift import DriftReport, drift_from_counts
+from mloop.monitor._counting import count_windows
+from mloop.monitor._drift import DriftReport
+from mloop.monitor._drift_windows import drift_over_windows
 from mloop.monitor._metrics import classification_metrics, regression_metrics
-from mloop.monitor._reference import as_reference
+from mloop.monitor._reference import Reference, as_reference
 
-__all__ = ["WindowStatus", "observe_rows"]
+__all__ = [
+    "WindowStatus",
+    "contract_violations",
+    "drift_of_windows",
+    "observe_table",
+]
 
 
 def _clean(value: Any) -> Any:
@@ -141,130 +147,188 @@ class WindowStatus:
         return out
 
 
-def _probabilities(
-    outputs: Sequence[Mapping[str, Any]], classes: Sequence[Any]
-) -> np.ndarray | None:
-    names = [str(c) for c in classes]
-    if len(names) < 2 or not outputs or "probabilities" not in outputs[0]:
-        return None
-    try:
-        return np.array(
-            [[float(o["probabilities"][n]) for n in names] for o in outputs], dtype=np.float64
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 _NEW_CLASS = "\x00new class"  # one column for every class the model never saw
 
 
-def _scorable(labels: pd.Series, task: str, classes: Sequence[Any]) -> np.ndarray:
+def _scorable(labels: Sequence[Any], task: str, classes: Sequence[Any]) -> np.ndarray:
     """Which labels can score the model: one of its classes (as text), a class of the
     same kind it never saw (a miss), or, for a regressor, a finite number."""
     if task == "classification":
         names = {str(c) for c in classes}
         known = set(classes)
-        return np.array(
-            [str(v) in names or as_new_class(v, known)[0] for v in labels.tolist()], dtype=bool
-        )
+        return np.array([str(v) in names or as_new_class(v, known)[0] for v in labels], dtype=bool)
     return np.array(
         [
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in labels.tolist()
+            for v in labels
         ],
         dtype=bool,
     )
 
 
-def _out_of_contract(schema: Any, inputs: list[dict[str, Any]]) -> float | None:
-    if schema is None or not hasattr(schema, "coerce") or not inputs:
+def _features(table: pa.Table, names: Sequence[str]) -> dict[str, Any]:
+    return {name: feature_values(table, name) for name in names}
+
+
+def _missing_rate(values: Mapping[str, Any], n: int) -> float | None:
+    """Share of missing cells; a feature no row of the window sent counts as missing."""
+    if not values:
         return None
+    missing = sum(
+        v.null_count if isinstance(v, pa.ChunkedArray) else int(v.isna().sum())
+        for v in values.values()
+    )
+    return missing / (n * len(values))
+
+
+def _as_numbers(values: Any) -> Any:
+    """Values the contract let through as text, as numbers (NaN where they are not)."""
+    if isinstance(values, pa.ChunkedArray):
+        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+            return values
+        values = values.to_pandas()
+    return pd.to_numeric(values, errors="coerce") if values.dtype == object else values
+
+
+def contract_violations(schema: Any, table: pa.Table | None) -> np.ndarray | None:
+    """Which logged rows break ``schema`` (a contract), checked over all features sent;
+    None without a contract or when the rows cannot be checked."""
+    if schema is None or not hasattr(schema, "coerce") or table is None or not table.num_rows:
+        return None
+    values = _features(table, _sent(table))
+    columns = {k: v.to_numpy() if isinstance(v, pa.ChunkedArray) else v for k, v in values.items()}
     try:
-        _frame, violations = schema.coerce(inputs)
+        _frame, violations = schema.coerce(columns)
     except Exception:  # a malformed log row must not break the whole status page
         return None
-    bad = {v.row for v in violations if getattr(v, "row", None) is not None}
-    return len(bad) / len(inputs)
+    bad = np.zeros(table.num_rows, dtype=bool)
+    bad[[v.row for v in violations if getattr(v, "row", None) is not None]] = True
+    return bad
 
 
-def observe_rows(
+WindowDrift = tuple[DriftReport, DriftReport | None]  # features, prediction
+
+
+def drift_of_windows(
+    reference: Reference,
+    features: Sequence[str],
+    task: str,
+    table: pa.Table,
+    bounds: Sequence[tuple[int, int]],
+) -> list[WindowDrift]:
+    """Feature and prediction drift of consecutive windows of ``table``'s rows
+    (``bounds``: row ranges), counted in one pass and tested all at once."""
+    names = [*features, *(["prediction"] if "prediction" in reference else [])]
+    values: dict[str, Any] = {}
+    for name in names:
+        if name == "prediction":
+            values[name] = table.column("prediction" if task == "classification" else "value")
+        else:
+            v = feature_values(table, name)
+            values[name] = _as_numbers(v) if reference[name].kind == "numeric" else v
+    counts = count_windows(reference.select(names), values, bounds)
+    drift = drift_over_windows(
+        reference.select(features), [{f: c[f] for f in features} for c in counts]
+    )
+    if "prediction" not in reference:
+        return [(d, None) for d in drift]
+    predicted = drift_over_windows(
+        reference.select(["prediction"]), [{"prediction": c["prediction"]} for c in counts]
+    )
+    return list(zip(drift, predicted, strict=True))
+
+
+def _classification(
+    truth: list[Any],
+    predicted: np.ndarray,
+    probabilities: np.ndarray | None,
+    classes: Sequence[Any],
+) -> tuple[dict[str, float], int]:
+    names = [str(c) for c in classes]
+    known = set(names)
+    # Every class the model never saw scores as one extra class: the model gave it no
+    # probability, and a flood of distinct junk labels cannot grow the probability
+    # matrix by a column each.
+    labels_text = [str(t) if str(t) in known else _NEW_CLASS for t in truth]
+    new_classes = labels_text.count(_NEW_CLASS)
+    extra = [_NEW_CLASS] if new_classes else []
+    if probabilities is not None and extra:
+        probabilities = np.hstack([probabilities, np.zeros((len(probabilities), 1))])
+    metrics = classification_metrics(
+        labels_text, predicted, probabilities, classes=[*names, *extra]
+    )
+    return metrics, new_classes
+
+
+def observe_table(
     model: str,
     start: float,
     end: float,
-    rows: pd.DataFrame,
-    labels: pd.Series | None,
+    table: pa.Table | None,
+    labels: np.ndarray | None,
     *,
     task: str,
     classes: Sequence[Any],
     profile: Any = None,
-    schema: Any = None,
+    reference: Reference | None = None,
+    violations: np.ndarray | None = None,
+    drift: WindowDrift | None = None,
 ) -> WindowStatus:
-    """Monitoring numbers for the logged prediction ``rows`` of one window."""
-    n = len(rows)
-    versions = {int(k): int(v) for k, v in rows["version"].value_counts().items()} if n else {}
-    if n == 0:
-        return WindowStatus(model, start, end, 0, versions)
-    inputs = [orjson.loads(x) for x in rows["inputs"]]
-    outputs = [orjson.loads(x) for x in rows["outputs"]]
-    frame = pd.DataFrame.from_records(inputs)
-    features = list(profile.features) if profile is not None else list(frame.columns)
-    present = [f for f in features if f in frame.columns]
-    missing_rate = float(frame[present].isna().to_numpy().mean()) if present else None
-    drift = prediction_drift = None
+    """Monitoring numbers for one window of logged prediction rows: a monitoring table
+    (``mloop.journal``: a column per input feature and class probability), the label
+    of each row (None where none arrived) and which rows break the contract
+    (``contract_violations``). ``reference``: the profile's, when the caller has it;
+    ``counts``: this window's slot counts when the caller counted many windows at once
+    (``window_counts``)."""
+    n = 0 if table is None else table.num_rows
+    if table is None or n == 0:
+        return WindowStatus(model, start, end, 0, {})
+    found, per_version = np.unique(table.column("version").to_numpy(), return_counts=True)
+    versions = {int(v): int(c) for v, c in zip(found, per_version, strict=True)}
     if profile is not None:
-        ref = as_reference(profile)
-        window = frame.reindex(columns=features)
-        for name in features:
-            if ref[name].kind == "numeric" and window[name].dtype == object:
-                # a logged value the contract let through as text must not break the page
-                window[name] = pd.to_numeric(window[name], errors="coerce")
-        counts = WindowCounts(ref.select(features)).update(window)
-        drift = drift_from_counts(ref.select(features), counts.counts)
-        if "prediction" in ref:
-            values = rows["prediction"] if task == "classification" else rows["value"]
-            pc = WindowCounts(ref.select(["prediction"])).update({"prediction": values.to_numpy()})
-            prediction_drift = drift_from_counts(ref.select(["prediction"]), pc.counts)
-    probabilities = _probabilities(outputs, classes) if task == "classification" else None
+        features = list(profile.features)
+    else:
+        features = [c[len(FEATURE) :] for c in table.column_names if c.startswith(FEATURE)]
+    values = _features(table, features)
+    if profile is not None:
+        full = reference if reference is not None else as_reference(profile)
+        if drift is None:
+            drift = drift_of_windows(full, features, task, table, [(0, n)])[0]
+    feature_drift, prediction_drift = drift if drift is not None else (None, None)
+    names = [str(c) for c in classes]
+    probabilities = probability_matrix(table, names) if task == "classification" else None
     performance: dict[str, float] = {}
     labelled = unscorable = new_classes = 0
     if labels is not None:
-        joined = labels.notna().to_numpy()
-        scorable = _scorable(labels, task, classes)
-        has = joined & scorable
-        labelled = int(has.sum())
-        unscorable = int((joined & ~scorable).sum())
+        joined = np.flatnonzero(pd.notna(labels))
+        scorable = _scorable(labels[joined].tolist(), task, classes)
+        has = joined[scorable]
+        labelled = len(has)
+        unscorable = len(joined) - labelled
         if labelled:
             truth = labels[has].tolist()
             if task == "classification":
-                names = [str(c) for c in classes]
-                known = set(names)
-                # Every class the model never saw scores as one extra class: the model gave
-                # it no probability, and a flood of distinct junk labels cannot grow the
-                # probability matrix by a column each.
-                labels_text = [str(t) if str(t) in known else _NEW_CLASS for t in truth]
-                new_classes = labels_text.count(_NEW_CLASS)
-                picked = None if probabilities is None else probabilities[has]
-                extra = [_NEW_CLASS] if new_classes else []
-                if picked is not None and extra:
-                    picked = np.hstack([picked, np.zeros((len(picked), 1))])
-                performance = classification_metrics(
-                    labels_text,
-                    rows["prediction"].to_numpy()[has].astype(str),
-                    picked,
-                    classes=[*names, *extra],
+                predicted = np.array(
+                    [str(p) for p in table.column("prediction").take(has).to_pylist()], dtype=object
+                ).astype(str)
+                performance, new_classes = _classification(
+                    truth, predicted, None if probabilities is None else probabilities[has], classes
                 )
             else:
                 performance = regression_metrics(
-                    np.asarray(truth, dtype=np.float64), rows["value"].to_numpy()[has]
+                    np.asarray(truth, dtype=np.float64),
+                    table.column("value")
+                    .take(has)
+                    .to_numpy(zero_copy_only=False)
+                    .astype(np.float64),
                 )
     estimated: dict[str, float] = {}
     if probabilities is not None:
-        calibration = getattr(profile, "calibration", None)
         estimated = estimate_performance(
             probabilities,
-            [str(c) for c in classes],
-            calibration=calibration,
-            y_pred=rows["prediction"].astype(str).tolist(),
+            names,
+            calibration=getattr(profile, "calibration", None),
+            y_pred=table.column("prediction"),
         )
     return WindowStatus(
         model=model,
@@ -272,13 +336,18 @@ def observe_rows(
         end=end,
         rows=n,
         versions=versions,
-        drift=drift,
+        drift=feature_drift,
         prediction_drift=prediction_drift,
-        missing_rate=missing_rate,
-        out_of_contract_rate=_out_of_contract(schema, inputs),
+        missing_rate=_missing_rate(values, n) if features else None,
+        out_of_contract_rate=None if violations is None else float(violations.mean()),
         labelled=labelled,
         performance=performance,
         estimated=estimated,
         unscorable_labels=unscorable,
         new_class_labels=new_classes,
     )
+
+
+def _sent(table: pa.Table) -> list[str]:
+    """Every feature some row of the window sent (a contract checks all of them)."""
+    return [c[len(FEATURE) :] for c in table.column_names if c.startswith(FEATURE)]

@@ -36,6 +36,7 @@ from mloop.monitor._binning import (
     scratch_floats,
     slot_counts,
 )
+from mloop.monitor._stats import bin_positions
 
 __all__ = ["ColumnReference", "Reference", "as_reference"]
 
@@ -88,6 +89,11 @@ class ColumnReference:
     def binner(self) -> NumericBinner:
         """The fast binner for this column's edges (built once)."""
         return NumericBinner(self.edges)
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """A representative value per numeric bin (``bin_positions``; built once)."""
+        return bin_positions(self.edges)
 
     @property
     def n(self) -> int:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mloop._clock import Clock, SystemClock
 from mloop._duration import parse_duration
@@ -37,9 +40,17 @@ from mloop.journal import (
     compact_stream,
     dead_letter_count,
     join_feedback,
+    label_array,
 )
 from mloop.monitor._catalog import ModelCatalog, MonitoredVersion
-from mloop.monitor._observe import WindowStatus, observe_rows
+from mloop.monitor._observe import (
+    WindowDrift,
+    WindowStatus,
+    contract_violations,
+    drift_of_windows,
+    observe_table,
+)
+from mloop.monitor._reference import Reference, as_reference
 
 __all__ = ["Monitor", "MonitorStatus", "parse_since"]
 
@@ -135,6 +146,38 @@ class MonitorStatus:
             "dead_letters": self.dead_letters,
             "compaction_error": self.compaction_error,
         }
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """Logged rows of one model as a monitoring table, and the label of each row."""
+
+    table: pa.Table | None
+    labels: np.ndarray
+    violations: np.ndarray | None = None  # rows that break the contract, once checked
+
+    def checked(self, schema: Any) -> _Logged:
+        """These rows with the contract checked once for all of them."""
+        return replace(self, violations=contract_violations(schema, self.table))
+
+    def of_version(self, version: int) -> _Logged:
+        if self.table is None:
+            return self
+        keep = pc.equal(self.table.column("version"), version)
+        mask = keep.to_numpy(zero_copy_only=False)
+        bad = None if self.violations is None else self.violations[mask]
+        return _Logged(self.table.filter(keep), self.labels[mask], bad)
+
+    def stamps(self) -> np.ndarray:
+        if self.table is None:
+            return np.zeros(0)
+        return np.asarray(self.table.column("ts").to_numpy())
+
+    def slice(self, lo: int, hi: int) -> _Logged:
+        if self.table is None:
+            return self
+        bad = None if self.violations is None else self.violations[lo:hi]
+        return _Logged(self.table.slice(lo, hi - lo), self.labels[lo:hi], bad)
 
 
 class Monitor:
@@ -315,6 +358,15 @@ class Monitor:
         labels = join_feedback(rows, self.store.feedback(since))
         return rows.assign(label=labels)
 
+    def _logged(self, model: str, since: float, until: float) -> _Logged:
+        """``model``'s logged rows in [since, until), column-wise and sorted by ts, with
+        the label of each row."""
+        self._compact_before_reading()
+        table = self.store.monitoring_rows(model, since, until)
+        if table is None:
+            return _Logged(None, np.full(0, None, dtype=object))
+        return _Logged(table, label_array(table, self.store.feedback(since)))
+
     def _reference(self, model: str, version: int | None) -> MonitoredVersion:
         return self.registry.get(model if version is None else f"{model}:{version}")
 
@@ -348,20 +400,29 @@ class Monitor:
         # Whole windows on a grid of the window length (hours start at :00), as alerts use.
         start = math.floor(start / width) * width
         mv = self._reference(model, version)
-        rows = self.predictions(model, start, stop)
+        logged = self._logged(model, start, stop)
         if version is not None:
-            rows = rows[rows["version"] == version]
-        # Sorted once, each window is a slice: a boolean mask per window would copy every
-        # column of every row once per window (a week of hourly windows: 168 passes).
-        rows = rows.sort_values("ts", kind="stable", ignore_index=True)
-        stamps = rows["ts"].to_numpy(dtype="float64")
-        windows = []
-        edge = start
-        while edge < stop:
-            end = min(edge + width, stop)
-            lo, hi = np.searchsorted(stamps, [edge, end], side="left")
-            windows.append(self._observe(mv, edge, end, rows.iloc[lo:hi]))
-            edge = end
+            logged = logged.of_version(version)
+        # Checked once, and every window counted in one pass; each window is a slice.
+        logged = logged.checked(mv.schema)
+        profile = mv.profile
+        reference = None if profile is None else as_reference(profile)
+        stamps = logged.stamps()
+        edges = [start]
+        while edges[-1] < stop:
+            edges.append(min(edges[-1] + width, stop))
+        cuts = np.searchsorted(stamps, edges, side="left").tolist()
+        bounds = list(itertools.pairwise(cuts))
+        drift: list[WindowDrift | None] = [None] * len(bounds)
+        if profile is not None and reference is not None and logged.table is not None:
+            features = list(profile.features)
+            drift = list(drift_of_windows(reference, features, mv.task, logged.table, bounds))
+        windows = [
+            self._observe(mv, a, b, logged.slice(lo, hi), reference, drift[i])
+            for i, ((a, b), (lo, hi)) in enumerate(
+                zip(itertools.pairwise(edges), bounds, strict=True)
+            )
+        ]
         quarantined: dict[str, int] = {}
         dead_letters: list[str] = []
         for stream in ("predictions", "feedback"):
@@ -383,18 +444,28 @@ class Monitor:
         )
 
     def _observe(
-        self, mv: MonitoredVersion, start: float, end: float, rows: pd.DataFrame
+        self,
+        mv: MonitoredVersion,
+        start: float,
+        end: float,
+        logged: _Logged,
+        reference: Reference | None = None,
+        drift: WindowDrift | None = None,
     ) -> WindowStatus:
-        return observe_rows(
+        if logged.violations is None:
+            logged = logged.checked(mv.schema)
+        return observe_table(
             mv.name,
             start,
             end,
-            rows.reset_index(drop=True),
-            rows["label"].reset_index(drop=True) if "label" in rows else None,
+            logged.table,
+            logged.labels,
             task=mv.task,
             classes=mv.classes,
             profile=mv.profile,
-            schema=mv.schema,
+            reference=reference,
+            violations=logged.violations,
+            drift=drift,
         )
 
     def observe_window(
@@ -414,8 +485,8 @@ class Monitor:
         start = parse_since(since, now, "1h")
         stop = now if until is None else parse_since(until, now, "0s")
         mv = self._reference(model, version)
-        rows = self.predictions(model, start, stop)
-        return self._observe(mv, start, stop, rows[rows["version"] == version])
+        logged = self._logged(model, start, stop).of_version(version)
+        return self._observe(mv, start, stop, logged)
 
     def observe_versions(
         self,
@@ -429,9 +500,9 @@ class Monitor:
         now = self.clock.now()
         start = parse_since(since, now, "1h")
         stop = now if until is None else parse_since(until, now, "0s")
-        rows = self.predictions(model, start, stop)
+        logged = self._logged(model, start, stop)
         return {
-            v: self._observe(self._reference(model, v), start, stop, rows[rows["version"] == v])
+            v: self._observe(self._reference(model, v), start, stop, logged.of_version(v))
             for v in versions
         }
 
@@ -449,10 +520,10 @@ class Monitor:
 
         status = self.status(model, since=since, until=until, window=window, version=version)
         mv = self._reference(model, version)
-        rows = self.predictions(model, status.since, status.until)
+        logged = self._logged(model, status.since, status.until)
         if version is not None:
-            rows = rows[rows["version"] == version]
-        overall = self._observe(mv, status.since, status.until, rows)
+            logged = logged.of_version(version)
+        overall = self._observe(mv, status.since, status.until, logged)
         return status, render_status_html(status, overall)
 
     def close(self) -> None:

@@ -53,14 +53,14 @@ def _inv_n(ref: np.ndarray, cur: np.ndarray) -> float:
 def psi(ref: np.ndarray, cur: np.ndarray) -> float:
     """Population stability index (symmetric KL divergence, natural log)."""
     p, q = _proportions(ref, cur)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return float(((q - p) * np.log(q / p)).sum())
 
 
 def js_distance(ref: np.ndarray, cur: np.ndarray) -> float:
     """Jensen-Shannon distance (square root of the divergence, natural log)."""
     p, q = _proportions(ref, cur)
     m = (p + q) / 2.0
-    jsd = 0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m))
+    jsd = 0.5 * (p * np.log(p / m)).sum() + 0.5 * (q * np.log(q / m)).sum()
     return float(np.sqrt(max(jsd, 0.0)))
 
 
@@ -69,7 +69,7 @@ def ks_binned(ref: np.ndarray, cur: np.ndarray) -> float:
     nr, nc = ref.sum(), cur.sum()
     if nr == 0 or nc == 0:
         return 0.0
-    return float(np.max(np.abs(np.cumsum(ref) / nr - np.cumsum(cur) / nc)))
+    return float(np.abs(ref.cumsum() / nr - cur.cumsum() / nc).max())
 
 
 def chi2_p_value(ref: np.ndarray, cur: np.ndarray) -> float:
@@ -79,7 +79,7 @@ def chi2_p_value(ref: np.ndarray, cur: np.ndarray) -> float:
     if table.shape[1] < 2 or table[0].sum() == 0 or table[1].sum() == 0:
         return 1.0
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
-    stat = float(np.sum((table - expected) ** 2 / expected))
+    stat = float(((table - expected) ** 2 / expected).sum())
     return float(special.chdtrc(table.shape[1] - 1, stat))
 
 
@@ -96,16 +96,23 @@ def bin_positions(edges: np.ndarray) -> np.ndarray:
 
 
 def wasserstein_normed(
-    ref: np.ndarray, cur: np.ndarray, edges: np.ndarray, scale: float | None
+    ref: np.ndarray,
+    cur: np.ndarray,
+    edges: np.ndarray,
+    scale: float | None,
+    pos: np.ndarray | None = None,
 ) -> float:
-    """Earth mover's distance between the binned distributions, in reference std units."""
+    """Earth mover's distance between the binned distributions, in reference std units.
+
+    ``pos``: ``bin_positions(edges)``, when the caller keeps it for many windows."""
     r, c = ref[:-1], cur[:-1]  # the missing slot has no position
     nr, nc = r.sum(), c.sum()
     if nr == 0 or nc == 0 or r.size < 2:
         return 0.0
-    pos = bin_positions(edges)
-    gaps = np.diff(pos)
-    dist = float(np.sum(np.abs(np.cumsum(r)[:-1] / nr - np.cumsum(c)[:-1] / nc) * gaps))
+    if pos is None:
+        pos = bin_positions(edges)
+    gaps = pos[1:] - pos[:-1]
+    dist = float((np.abs(r.cumsum()[:-1] / nr - c.cumsum()[:-1] / nc) * gaps).sum())
     if not scale or not np.isfinite(scale) or scale <= 0:
         scale = float(pos[-1] - pos[0]) / 4.0 or 1.0
     return dist / scale

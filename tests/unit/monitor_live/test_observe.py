@@ -1,14 +1,30 @@
-"""observe_rows: one window of logged rows to numbers, for a regressor with messy inputs."""
+"""observe_table: one window of logged rows to numbers, for a regressor with messy inputs."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from mloop.contracts import build_profile, infer_schema
-from mloop.monitor._observe import observe_rows
+from mloop.journal._columns import monitoring_table
+from mloop.journal._logstore import PREDICTION_SCHEMA
+from mloop.monitor._observe import contract_violations, observe_table
 from mloop.types import Predictions
+
+
+def logged(inputs: list[Any], outputs: list[Any], **columns: list[Any]) -> pa.Table:
+    """The monitoring table of stored rows with these JSON inputs and outputs."""
+    n = len(inputs)
+    rows = {name: [None] * n for name in PREDICTION_SCHEMA.names}
+    rows.update({"request_id": [f"r{i}" for i in range(n)], "row": [0] * n, "ts": [1.0] * n})
+    rows.update(columns)
+    rows["inputs"] = [orjson.dumps(i).decode() for i in inputs]
+    rows["outputs"] = [orjson.dumps(o).decode() for o in outputs]
+    return monitoring_table(pa.Table.from_pydict(rows, schema=PREDICTION_SCHEMA))
 
 
 def test_regression_window_with_missing_and_text_values() -> None:
@@ -18,18 +34,19 @@ def test_regression_window_with_missing_and_text_values() -> None:
     schema = infer_schema(ref)
     profile = build_profile(ref, schema, predictions=Predictions("regression", values=values))
     inputs = [{"x": 0.1, "z": 5.0}, {"x": None, "z": 4.0}, {"x": "0.3", "z": 6.0}, {"z": 5.5}]
-    rows = pd.DataFrame(
-        {
-            "version": [1, 1, 2, 2],
-            "inputs": [orjson.dumps(i).decode() for i in inputs],
-            "outputs": [orjson.dumps({"value": v}).decode() for v in (0.2, 0.0, 0.6, 0.1)],
-            "prediction": [None] * 4,
-            "value": [0.2, 0.0, 0.6, 0.1],
-        }
-    )
-    labels = pd.Series([0.0, None, 1.0, None], dtype=object)
-    window = observe_rows(
-        "m", 0.0, 60.0, rows, labels, task="regression", classes=(), profile=profile, schema=schema
+    values = [0.2, 0.0, 0.6, 0.1]
+    rows = logged(inputs, [{"value": v} for v in values], version=[1, 1, 2, 2], value=values)
+    labels = np.array([0.0, None, 1.0, None], dtype=object)
+    window = observe_table(
+        "m",
+        0.0,
+        60.0,
+        rows,
+        labels,
+        task="regression",
+        classes=(),
+        profile=profile,
+        violations=contract_violations(schema, rows),
     )
     assert window.rows == 4 and window.versions == {1: 2, 2: 2}
     assert window.missing_rate == 2 / 8
@@ -42,6 +59,7 @@ def test_regression_window_with_missing_and_text_values() -> None:
 
 
 def test_empty_window_has_no_metrics() -> None:
-    rows = pd.DataFrame(columns=["version", "inputs", "outputs", "prediction", "value"])
-    window = observe_rows("m", 0.0, 60.0, rows, None, task="classification", classes=("a", "b"))
+    window = observe_table(
+        "m", 0.0, 60.0, logged([], []), None, task="classification", classes=("a", "b")
+    )
     assert window.rows == 0 and window.metric("drift_share") is None and window.metric("rows") == 0
