@@ -1,5 +1,5 @@
 """``mloop gateway ...``: serve the LLM gateway and check its configuration; the key,
-spend, prompt and A/B commands live beside this module and are wired here."""
+spend, prompt and live A/B commands live beside this module and are wired here."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mloop.cli._gateway_ab import ab_app
 from mloop.cli._gateway_options import ConfigOption
 from mloop.cli._gateway_prompts import eval_gate, prompt_app
 from mloop.cli._gateway_spend import limit, spend, team
@@ -88,6 +89,7 @@ gateway_app.command()(team)
 gateway_app.command()(spend)
 gateway_app.add_typer(prompt_app, name="prompt")
 gateway_app.command("eval")(eval_gate)
+gateway_app.add_typer(ab_app, name="ab")
 
 
 def main() -> None:

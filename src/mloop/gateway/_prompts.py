@@ -142,8 +142,8 @@ class PromptVersion:
 class PromptSource(Protocol):
     """Where the gateway resolves prompt references."""
 
-    def resolve(self, ref: str) -> PromptVersion:
-        """The version ``ref`` names now."""
+    def resolve(self, ref: str, key: str | None = None) -> PromptVersion:
+        """The version ``ref`` names now (for ``key``'s arm when the alias is under live A/B)."""
         ...
 
 
@@ -282,8 +282,11 @@ class PromptRegistry:
             )
         return self.get(name, version)
 
-    def resolve(self, ref: str) -> PromptVersion:
-        """``lookup`` through a cache of ``cache_ttl_s``; stale but served if the database fails."""
+    def resolve(self, ref: str, key: str | None = None) -> PromptVersion:
+        """``lookup`` through a cache of ``cache_ttl_s``; stale but served if the database fails.
+
+        ``key`` is ignored: the registry splits no traffic (``LiveAB`` does).
+        """
         now = self.clock.monotonic()
         with self._lock:
             hit = self._cache.get(ref)
