@@ -9,7 +9,7 @@ experiment per alias.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -133,8 +133,19 @@ class ExperimentStore:
             row = conn.execute(sa.select(x).where(x.c.running_key == f"{prompt}@{alias}")).first()
         return None if row is None else _experiment(row)
 
-    def finish(self, experiment_id: str, status: str, reason: str, at: float) -> bool:
-        """End a running experiment; False when it had ended already (another replica won)."""
+    def finish(
+        self,
+        experiment_id: str,
+        status: str,
+        reason: str,
+        at: float,
+        *,
+        then: Callable[[sa.Connection], None] | None = None,
+    ) -> bool:
+        """End a running experiment, and run ``then`` in the same transaction if it did.
+
+        False when it had ended already (another replica won), and ``then`` does not run.
+        """
         x = gateway_ab_experiments
         with self.store.write() as conn:
             done = conn.execute(
@@ -142,6 +153,8 @@ class ExperimentStore:
                 .where(x.c.id == experiment_id, x.c.status == "running")
                 .values(status=status, reason=reason, ended_at=at, running_key=None)
             )
+            if done.rowcount and then is not None:
+                then(conn)
         return bool(done.rowcount)
 
     def record(

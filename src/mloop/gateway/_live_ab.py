@@ -55,7 +55,6 @@ class LiveAB:
     def __init__(
         self,
         registry: PromptRegistry,
-        store: ExperimentStore | None = None,
         *,
         clock: Clock | None = None,
         cache_ttl_s: float = 2.0,
@@ -63,7 +62,8 @@ class LiveAB:
         gateway: Gateway | None = None,
     ) -> None:
         self.registry = registry
-        self.store = store or ExperimentStore(registry.store)
+        # In the registry's database: a promotion moves the alias in the same transaction.
+        self.store = ExperimentStore(registry.store)
         self.clock = clock or SystemClock()
         self.cache_ttl_s = cache_ttl_s
         self.check_interval_s = check_interval_s
@@ -167,9 +167,13 @@ class LiveAB:
         """End an experiment by hand; the alias stays where it is."""
         experiment = self.store.get(experiment_id)
         why = f"stopped by hand{': ' + reason if reason else ''}"
-        if not self.store.finish(experiment_id, "stopped", why, self.clock.now()):
+        details = {"id": experiment_id, "why": why}
+
+        def audit(conn: sa.Connection) -> None:
+            self._audit(experiment, actor, "prompt.ab_stop", details, conn)
+
+        if not self.store.finish(experiment_id, "stopped", why, self.clock.now(), then=audit):
             return experiment  # ended already: stopping is idempotent
-        self._audit(experiment, actor, "prompt.ab_stop", {"id": experiment_id, "why": why})
         self._forget()
         return self.store.get(experiment_id)
 
@@ -203,20 +207,21 @@ class LiveAB:
         )
         if decision.action == "continue":
             return decision
+        e, reason = experiment, decision.reason
+
+        def act(conn: sa.Connection) -> None:
+            # In the transaction that ends the experiment: both happen or neither.
+            if decision.action == "promote":
+                self.registry.move_alias(
+                    conn, e.prompt, e.alias, e.candidate, actor="live-ab", why=reason
+                )
+            else:
+                self._audit(e, "live-ab", "prompt.ab_stop", {"id": e.id, "why": reason}, conn)
+
         status = "promoted" if decision.action == "promote" else "stopped"
-        if not self.store.finish(experiment_id, status, decision.reason, self.clock.now()):
+        if not self.store.finish(e.id, status, decision.reason, self.clock.now(), then=act):
             return None  # another replica decided first
-        if decision.action == "promote":
-            self.registry.set_alias(
-                experiment.prompt,
-                experiment.alias,
-                experiment.candidate,
-                actor="live-ab",
-                why=decision.reason,
-            )
-        else:
-            details = {"id": experiment_id, "why": decision.reason}
-            self._audit(experiment, "live-ab", "prompt.ab_stop", details)
+        self.registry.forget()
         self._forget()
         return decision
 
@@ -316,7 +321,12 @@ class LiveAB:
             return None
 
     def _audit(
-        self, experiment: Experiment, actor: str, action: str, details: Mapping[str, Any]
+        self,
+        experiment: Experiment,
+        actor: str,
+        action: str,
+        details: Mapping[str, Any],
+        conn: sa.Connection | None = None,
     ) -> None:
         row = {
             "at": self.clock.now(),
@@ -330,5 +340,8 @@ class LiveAB:
                 **details,
             },
         }
-        with self.registry.store.write() as conn:
+        if conn is not None:
             conn.execute(audit_events.insert().values(**row))
+            return
+        with self.registry.store.write() as own:
+            own.execute(audit_events.insert().values(**row))

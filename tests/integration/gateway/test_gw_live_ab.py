@@ -116,6 +116,9 @@ def test_a_candidate_whose_answers_score_better_takes_the_alias(
     moved = registry.history(PROMPT)[0]
     assert moved["action"] == "prompt.alias" and moved["actor"] == "live-ab"
     assert (moved["from"], moved["to"], moved["why"]) == (1, 2, ended.reason)
+    # Another replica looking now finds the experiment decided: nothing moves twice.
+    assert LiveAB(registry_at(db_url)).evaluate(experiment.id) is None
+    assert [h["actor"] for h in registry.history(PROMPT)].count("live-ab") == 1
     tagged = answers[:-1]
     for r in tagged:  # every answer says which version and arm served it
         version = r.headers["x-mloop-prompt-version"]
