@@ -44,7 +44,8 @@ def _describe(status: dict[str, Any]) -> str:
     elif "decision" in status:
         d = status["decision"]
         p = "" if d["p_value"] is None else f" (always-valid p = {d['p_value']:.4f})"
-        lines.append(f"  now: {d['action']}{p}: {d['reason']}")
+        pending = "" if d["action"] == "continue" else " (a gateway applies it at the next outcome)"
+        lines.append(f"  now: {d['action']}{p}{pending}: {d['reason']}")
     return "\n".join(lines)
 
 
