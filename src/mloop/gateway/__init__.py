@@ -5,6 +5,8 @@ A route name (``model``) maps to a fallback chain of deployments; a scheduler
 admits calls only when each deployment's quota can take them, by priority.
 """
 
+from mloop.gateway._ab import AbDecision, Experiment, ab_decision, assign_arm
+from mloop.gateway._ab_store import ExperimentStore
 from mloop.gateway._app import create_app, error_body, ledger_for
 from mloop.gateway._client import Client
 from mloop.gateway._config import (
@@ -21,6 +23,7 @@ from mloop.gateway._gateway import ChatResult, Gateway, StreamResult
 from mloop.gateway._jobs import Job, JobRunner, JobStore, SqlJobStore
 from mloop.gateway._ledger import Ledger, LedgerRow, MemoryLedger, SqlLedger
 from mloop.gateway._limiter import Limiter, LocalLimiter
+from mloop.gateway._live_ab import LiveAB
 from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._prompts import PromptRegistry, PromptVersion
 from mloop.gateway._scheduler import Priority
@@ -35,11 +38,14 @@ from mloop.gateway._scorers import (
 )
 
 __all__ = [
+    "AbDecision",
     "Case",
     "ChatResult",
     "Client",
     "Deployment",
     "EvalReport",
+    "Experiment",
+    "ExperimentStore",
     "GatePolicy",
     "Gateway",
     "GatewayConfig",
@@ -50,6 +56,7 @@ __all__ = [
     "Ledger",
     "LedgerRow",
     "Limiter",
+    "LiveAB",
     "LocalLimiter",
     "MemoryLedger",
     "Priority",
@@ -61,6 +68,8 @@ __all__ = [
     "SqlLedger",
     "StreamResult",
     "Verdict",
+    "ab_decision",
+    "assign_arm",
     "create_app",
     "error_body",
     "evaluate",

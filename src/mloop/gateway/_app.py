@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -36,10 +37,12 @@ from mloop.errors import (
     PayloadTooLarge,
     UserError,
 )
+from mloop.gateway._ab_http import ab_key, add_ab_routes
 from mloop.gateway._config import GatewayConfig
 from mloop.gateway._gateway import Gateway
 from mloop.gateway._jobs import JobRunner, JobStore, SqlJobStore
 from mloop.gateway._ledger import Ledger, MemoryLedger, SqlLedger
+from mloop.gateway._live_ab import LiveAB, Observed
 from mloop.gateway._prompts import PromptRegistry
 from mloop.gateway._spending import Spending
 from mloop.store import MetadataStore
@@ -180,7 +183,8 @@ def create_app(
             raise ConfigurationError(
                 "Routes refer to registered prompts: the gateway needs settings."
             )
-        gw.prompts = PromptRegistry(MetadataStore.from_settings(settings))
+        gw.prompts = LiveAB(PromptRegistry(MetadataStore.from_settings(settings)), gateway=gw)
+    live = gw.prompts if isinstance(gw.prompts, LiveAB) else None
     guard = Guard(keys, required=required)
     if webhook_hosts is None:
         webhook_hosts = [h.strip() for h in gsettings.webhook_hosts.split(",") if h.strip()]
@@ -245,13 +249,47 @@ def create_app(
             response.headers.update(exc.headers)
         return response
 
+    async def observe(
+        rid: str,
+        key: str,
+        caller: str | None,
+        body: dict[str, Any],
+        served: str,
+        output: str | None,
+        resp_id: Any,
+    ) -> dict[str, str]:
+        """Count the answer in a live A/B, if one runs on its prompt; never fails the answer."""
+        headers = {"x-mloop-request-id": rid}
+        if live is None:
+            return headers
+        try:
+            found: Observed | None = await live.observe(
+                request_id=rid,
+                key=key,
+                served=served,
+                messages=body["messages"],
+                output=output,
+                response_id=resp_id if isinstance(resp_id, str) else None,
+                caller=caller,
+            )
+        except Exception as exc:  # e.g. the database is down: the answer still goes out
+            logging.getLogger(__name__).warning("live A/B: not recorded: %r", exc)
+            return headers
+        if found is not None:
+            headers |= {"x-mloop-prompt-version": served, **found.headers()}
+        return headers
+
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request, principal: Principal = Depends(gateway_key)) -> Response:
         body = await _json_body(request, max_body)
         priority, deadline = _options(request)
         caller = _caller(principal)
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        key = ab_key(body, caller, rid)
+        options: dict[str, Any] = {"priority": priority, "deadline_s": deadline, "caller": caller}
         if body.get("stream"):
-            started = await gw.stream(body, priority=priority, deadline_s=deadline, caller=caller)
+            started = await gw.stream(body, **options, ab_key=key)
+            tags = await observe(rid, key, caller, body, started.template_version, None, None)
 
             async def sse() -> AsyncIterator[bytes]:
                 try:
@@ -272,10 +310,24 @@ def create_app(
                 yield b"data: [DONE]\n\n"
 
             return StreamingResponse(
-                sse(), media_type="text/event-stream", headers=started.headers()
+                sse(), media_type="text/event-stream", headers=started.headers() | tags
             )
-        result = await gw.chat(body, priority=priority, deadline_s=deadline, caller=caller)
-        return JSONResponse(result.response, headers=result.headers())
+        result = await gw.chat(body, **options, ab_key=key)
+        choices = result.response.get("choices") or [{}]
+        output = str(((choices[0] or {}).get("message") or {}).get("content") or "")
+        tags = await observe(
+            rid, key, caller, body, result.template_version, output, result.response.get("id")
+        )
+        return JSONResponse(result.response, headers=result.headers() | tags)
+
+    if live is not None:
+        add_ab_routes(
+            app,
+            live,
+            gateway_key=gateway_key,
+            admin_key=admin_key,
+            read_body=lambda request: _json_body(request, max_body),
+        )
 
     @app.get("/v1/models", dependencies=[Depends(gateway_key)])
     async def models() -> dict[str, Any]:

@@ -173,9 +173,13 @@ class Gateway:
         priority: str = "interactive",
         deadline_s: float | None = None,
         caller: str | None = None,
+        ab_key: str | None = None,
     ) -> ChatResult:
-        """Answer an OpenAI-style chat request whose ``model`` is a route name."""
-        result = await self._run(body, _priority(priority), deadline_s, False, caller)
+        """Answer an OpenAI-style chat request whose ``model`` is a route name.
+
+        ``ab_key``: whose arm to serve when a prompt alias is under live A/B (sticky).
+        """
+        result = await self._run(body, _priority(priority), deadline_s, False, caller, ab_key)
         assert isinstance(result, ChatResult)
         return result
 
@@ -186,9 +190,10 @@ class Gateway:
         priority: str = "interactive",
         deadline_s: float | None = None,
         caller: str | None = None,
+        ab_key: str | None = None,
     ) -> StreamResult:
         """Start a streamed answer; fallback happens before the first chunk, never after."""
-        result = await self._run(body, _priority(priority), deadline_s, True, caller)
+        result = await self._run(body, _priority(priority), deadline_s, True, caller, ab_key)
         assert isinstance(result, StreamResult)
         return result
 
@@ -259,7 +264,7 @@ class Gateway:
             )
         return out
 
-    def _resolved(self, route: Route) -> Route:
+    def _resolved(self, route: Route, ab_key: str | None = None) -> Route:
         """The route with its prompt references resolved now (an alias may have moved)."""
         if not route.prompts:
             return route
@@ -269,7 +274,9 @@ class Gateway:
                 "has no prompt registry; serve it with settings (mloop gateway serve)."
             )
         # Cached in the registry for a second or two: a dict lookup on the hot path.
-        resolved = {dep: self.prompts.resolve(ref).template for dep, ref in route.prompts.items()}
+        resolved = {
+            dep: self.prompts.resolve(ref, ab_key).template for dep, ref in route.prompts.items()
+        }
         return replace(route, templates={**route.templates, **resolved})
 
     def _max_cost(
@@ -304,8 +311,9 @@ class Gateway:
         deadline_s: float | None,
         stream: bool,
         caller: str | None = None,
+        ab_key: str | None = None,
     ) -> ChatResult | StreamResult:
-        route = self._resolved(self.config.route(str(body.get("model", ""))))
+        route = self._resolved(self.config.route(str(body.get("model", ""))), ab_key)
         budget = route.timeout_s if deadline_s is None else min(deadline_s, route.timeout_s)
         candidates = self._candidates(route, body)
         keys: list[str] = []

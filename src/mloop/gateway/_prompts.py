@@ -142,8 +142,8 @@ class PromptVersion:
 class PromptSource(Protocol):
     """Where the gateway resolves prompt references."""
 
-    def resolve(self, ref: str) -> PromptVersion:
-        """The version ``ref`` names now."""
+    def resolve(self, ref: str, key: str | None = None) -> PromptVersion:
+        """The version ``ref`` names now (for ``key``'s arm when the alias is under live A/B)."""
         ...
 
 
@@ -241,27 +241,37 @@ class PromptRegistry:
             raise InvalidInput(f"Alias {alias!r} is reserved; choose a name like production.")
         parse_ref(f"{name}@{alias}")
         self.get(name, version)
-        a = gateway_prompt_aliases
-        now = self.clock.now()
         with self.store.write() as conn:
-            before = conn.execute(
-                sa.select(a.c.version).where(a.c.name == name, a.c.alias == alias)
-            ).scalar()
-            if before is None:
-                conn.execute(
-                    a.insert().values(name=name, alias=alias, version=version, updated_at=now)
-                )
-            else:
-                conn.execute(
-                    a.update()
-                    .where(a.c.name == name, a.c.alias == alias)
-                    .values(version=version, updated_at=now)
-                )
-            details = {"alias": alias, "from": before, "to": version, "why": why}
-            self._audit(conn, actor, "prompt.alias", name, details)
+            before = self.move_alias(conn, name, alias, version, actor=actor, why=why)
         with self._lock:
             self._cache.clear()
+        return before
+
+    def move_alias(
+        self, conn: sa.Connection, name: str, alias: str, version: int, *, actor: str, why: str
+    ) -> int | None:
+        """``set_alias``'s audited move inside the caller's transaction (no checks, no cache)."""
+        a = gateway_prompt_aliases
+        now = self.clock.now()
+        before = conn.execute(
+            sa.select(a.c.version).where(a.c.name == name, a.c.alias == alias)
+        ).scalar()
+        if before is None:
+            conn.execute(a.insert().values(name=name, alias=alias, version=version, updated_at=now))
+        else:
+            conn.execute(
+                a.update()
+                .where(a.c.name == name, a.c.alias == alias)
+                .values(version=version, updated_at=now)
+            )
+        details = {"alias": alias, "from": before, "to": version, "why": why}
+        self._audit(conn, actor, "prompt.alias", name, details)
         return None if before is None else int(before)
+
+    def forget(self) -> None:
+        """Drop cached resolutions (after an alias moved in another transaction)."""
+        with self._lock:
+            self._cache.clear()
 
     def lookup(self, ref: str) -> PromptVersion:
         """The version ``ref`` names, read from the database now."""
@@ -282,8 +292,11 @@ class PromptRegistry:
             )
         return self.get(name, version)
 
-    def resolve(self, ref: str) -> PromptVersion:
-        """``lookup`` through a cache of ``cache_ttl_s``; stale but served if the database fails."""
+    def resolve(self, ref: str, key: str | None = None) -> PromptVersion:
+        """``lookup`` through a cache of ``cache_ttl_s``; stale but served if the database fails.
+
+        ``key`` is ignored: the registry splits no traffic (``LiveAB`` does).
+        """
         now = self.clock.monotonic()
         with self._lock:
             hit = self._cache.get(ref)

@@ -107,7 +107,7 @@ class MockModel:
     burst_s: float = 0.0
     latency_s: float = 0.0
     latency_sigma: float = 0.0
-    content: str | None = None
+    content: str | None = None  # the answer; "{system}" in it echoes the system prompt
     fault_until: float = 0.0
 
 
@@ -123,6 +123,13 @@ class _Stats:
     max_inflight: int = 0
     tokens: int = 0
     ok_times: list[float] = field(default_factory=list)
+
+
+def _system_text(messages: Any) -> str:
+    for m in messages or ():
+        if isinstance(m, Mapping) and m.get("role") == "system":
+            return str(m.get("content") or "")
+    return ""
 
 
 def mock_tokens(messages: Any) -> int:
@@ -247,7 +254,9 @@ class MockProvider:
         delay = m.latency_s
         if m.latency_sigma > 0 and delay > 0:
             delay = m.latency_s * math.exp(self._rng.gauss(0.0, m.latency_sigma))
-        text = m.content if m.content is not None else " ".join(["word"] * completion)
+        text = " ".join(["word"] * completion) if m.content is None else m.content
+        if "{system}" in text:  # lets a test give each prompt version its own answers
+            text = text.replace("{system}", _system_text(body.get("messages")))
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,

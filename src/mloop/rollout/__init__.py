@@ -36,12 +36,12 @@ Monitoring feeds ``record_label`` (feedback joined to the serving version),
 gets a shadow copy, and a rollout leaves ``warming`` only once its candidate is ready.
 """
 
+from mloop._sequential import MetricSummary, Verdict, msprt
 from mloop.rollout._controller import Controller
 from mloop.rollout._decide import apply_command, guard_metrics, initial_weight, next_step
 from mloop.rollout._ledger import TrafficLedger
 from mloop.rollout._observations import (
     InMemoryObservations,
-    MetricSummary,
     Observations,
     ObservationSource,
     VersionStats,
@@ -62,7 +62,6 @@ from mloop.rollout._policy import (
 from mloop.rollout._router import DbRouter, RouteDecision, RoutingTable, TrafficRouter, bucket
 from mloop.rollout._service import Rollouts
 from mloop.rollout._state import TERMINAL_PHASES, Action, Decision, Phase, RolloutState
-from mloop.rollout._stats import Verdict, msprt
 from mloop.rollout._store import RolloutStore
 from mloop.rollout._traffic import MemoryTraffic, Totals, TrafficCounts, TrafficRecorder
 

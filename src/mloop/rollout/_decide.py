@@ -7,8 +7,9 @@ commands. Neither reads a clock or a database, so every case is unit-tested.
 
 from __future__ import annotations
 
+from mloop._sequential import MetricSummary, msprt
 from mloop.errors import Conflict
-from mloop.rollout._observations import MetricSummary, Observations, VersionStats
+from mloop.rollout._observations import Observations, VersionStats
 from mloop.rollout._policy import (
     GUARD_METRICS,
     ABPolicy,
@@ -18,7 +19,6 @@ from mloop.rollout._policy import (
     ShadowPolicy,
 )
 from mloop.rollout._state import Action, Decision, RolloutState
-from mloop.rollout._stats import msprt
 
 __all__ = ["apply_command", "guard_metrics", "initial_weight", "next_step"]
 

@@ -18,32 +18,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from mloop._clock import Clock, SystemClock
+from mloop._sequential import MetricSummary
 
 __all__ = [
     "InMemoryObservations",
-    "MetricSummary",
     "ObservationSource",
     "Observations",
     "VersionStats",
 ]
-
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """Running summary of one outcome metric (e.g. conversion 0/1): count, mean, variance."""
-
-    n: int = 0
-    mean: float = 0.0
-    variance: float = 0.0
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> MetricSummary:
-        """Summarise a list of values."""
-        if not values:
-            return cls()
-        arr = np.asarray(values, dtype=float)
-        var = float(arr.var(ddof=1)) if len(arr) > 1 else 0.0
-        return cls(len(arr), float(arr.mean()), var)
 
 
 @dataclass(frozen=True)

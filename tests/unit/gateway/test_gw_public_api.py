@@ -7,11 +7,14 @@ import mloop.gateway
 
 def test_public_names_are_exactly_these() -> None:
     assert mloop.gateway.__all__ == [
+        "AbDecision",
         "Case",
         "ChatResult",
         "Client",
         "Deployment",
         "EvalReport",
+        "Experiment",
+        "ExperimentStore",
         "GatePolicy",
         "Gateway",
         "GatewayConfig",
@@ -22,6 +25,7 @@ def test_public_names_are_exactly_these() -> None:
         "Ledger",
         "LedgerRow",
         "Limiter",
+        "LiveAB",
         "LocalLimiter",
         "MemoryLedger",
         "Priority",
@@ -33,6 +37,8 @@ def test_public_names_are_exactly_these() -> None:
         "SqlLedger",
         "StreamResult",
         "Verdict",
+        "ab_decision",
+        "assign_arm",
         "create_app",
         "error_body",
         "evaluate",

@@ -1,5 +1,7 @@
 """mloop's own always-valid A/B test: a mixture sequential probability ratio test (mSPRT).
 
+Pure and shared: rollouts test model versions with it, the gateway tests prompt versions.
+
 The test follows Johari, Pekelis & Walsh, "Always Valid Inference" (2017): with a
 normal mixing prior of variance tau^2 on the effect theta = mean_b - mean_a and the
 estimate's variance V = var_a/n_a + var_b/n_b, the mixture likelihood ratio against
@@ -16,14 +18,42 @@ the error rate many times over, which is why a dashboard that refreshes is safe 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from mloop.rollout._observations import MetricSummary
+import numpy as np
 
-__all__ = ["Verdict", "msprt"]
+__all__ = ["MetricSummary", "Verdict", "msprt"]
 
 Outcome = Literal["insufficient_data", "inconclusive", "b_better", "a_better"]
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Running summary of one outcome metric (e.g. conversion 0/1): count, mean, variance."""
+
+    n: int = 0
+    mean: float = 0.0
+    variance: float = 0.0
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> MetricSummary:
+        """Summarise a list of values."""
+        if not values:
+            return cls()
+        arr = np.asarray(values, dtype=float)
+        var = float(arr.var(ddof=1)) if len(arr) > 1 else 0.0
+        return cls(len(arr), float(arr.mean()), var)
+
+    @classmethod
+    def of_sums(cls, n: int, total: float, total_sq: float) -> MetricSummary:
+        """Summarise from count, sum and sum of squares (what a SQL aggregate returns)."""
+        if n <= 0:
+            return cls()
+        mean = total / n
+        var = max(0.0, (total_sq - n * mean * mean) / (n - 1)) if n > 1 else 0.0
+        return cls(n, mean, var)
 
 
 @dataclass(frozen=True)
