@@ -180,7 +180,7 @@ def _latency_section(latency: dict[str, Any] | None) -> str:
         return ""
     note = (
         f"Answered requests per {latency['step_s']} s interval since the rollout started, "
-        "every replica's (the tallies the guards read); errors are not timed."
+        "every replica's (the tallies each step is judged on); errors are not timed."
     )
     return (
         "<section><h2>Latency</h2>"
