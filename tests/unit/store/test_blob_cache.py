@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,37 @@ def test_the_cap_comes_from_settings_and_defaults_to_ten_gibibytes(tmp_path: Pat
     assert store.cache is not None and store.cache.max_bytes == 1 << 20
     with pytest.raises(ConfigurationError, match="artifacts_cache_max_bytes=-1"):
         load_settings(env={**base, "MLOOP_ARTIFACTS_CACHE_MAX_BYTES": "-1"}, config_file=None)
+
+
+def _share_the_cache(root: str, sources: list[str], seed: int) -> int:
+    """One process reading through a small shared cache: cached copies it got, all verified."""
+    cache = BlobCache(Path(root), max_bytes=3 * 65536)
+    order = random.Random(seed)
+    hits = 0
+    out = Path(root).parent / f"out-{seed}"
+    for _ in range(60):
+        source = Path(order.choice(sources))
+        digest = source.name
+        if cache.copy_out(digest, out):
+            assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+            hits += 1
+        else:
+            cache.add(digest, source)
+    return hits
+
+
+def test_two_processes_evicting_one_cache_only_ever_copy_whole_blobs(tmp_path: Path) -> None:
+    sources = []
+    for i in range(8):
+        data = os.urandom(65536 - i)
+        path = tmp_path / "blobs" / hashlib.sha256(data).hexdigest()
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        sources.append(str(path))
+    root = tmp_path / "cache"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        hits = pool.starmap(_share_the_cache, [(str(root), sources, s) for s in (1, 2)])
+    assert sum(hits) > 0  # the cache served some reads while the other process evicted
+    cache = BlobCache(root, max_bytes=3 * 65536)
+    assert sum(blob.size for blob in cache.blobs()) <= cache.max_bytes
+    assert not [p for p in root.rglob("*") if ".partial-" in p.name]
