@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 
@@ -18,6 +21,9 @@ from deploy_files import (
 )
 
 KUBERNETES = "1.30.0"
+# The ServiceMonitor CRD's openAPIV3Schema (prometheus-operator v0.93, Apache-2.0),
+# descriptions dropped, vendored from example/prometheus-operator-crd at commit 6adcebc.
+SERVICEMONITOR_SCHEMA = Path(__file__).with_name("servicemonitor-schema.json")
 # The fields prometheus-adapter's config file knows (pkg/config: MetricsDiscoveryConfig,
 # DiscoveryRule): it ignores any other key, so a misspelt one would silently do nothing.
 CONFIG_KEYS = {"rules", "resourceRules", "externalRules"}
@@ -27,6 +33,39 @@ RESOURCE_KEYS = {"template", "overrides", "namespaced"}
 
 def test_the_adapter_configmap_is_valid_against_the_api_schema() -> None:
     kubernetes_validate.validate(adapter_document("adapter-rules.yaml"), KUBERNETES, strict=True)
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with unknown fields refused (the API server's strict field validation)."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def _validate_service_monitor(doc: dict[str, Any]) -> None:
+    schema = _strict(json.loads(SERVICEMONITOR_SCHEMA.read_text()))
+    jsonschema.Draft7Validator(schema).validate(doc)
+
+
+def test_the_service_monitor_is_valid_against_its_crd_schema() -> None:
+    monitor = adapter_document("servicemonitor.yaml")
+    assert (monitor["apiVersion"], monitor["kind"]) == (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+    )
+    _validate_service_monitor(monitor)
+    (endpoint,) = monitor["spec"]["endpoints"]
+    broken = {
+        **monitor,
+        "spec": {**monitor["spec"], "endpoints": [{**endpoint, "bearerToken": "x"}]},
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        _validate_service_monitor(broken)
 
 
 def test_every_rule_uses_only_fields_the_adapter_knows() -> None:
@@ -60,7 +99,6 @@ def test_the_pods_are_scraped_with_the_labels_the_rules_need() -> None:
     (service,) = yaml_documents(DEPLOY / "kubernetes" / "service.yaml")
     (deployment,) = yaml_documents(DEPLOY / "kubernetes" / "deployment.yaml")
     monitor = adapter_document("servicemonitor.yaml")
-    assert monitor["kind"] == "ServiceMonitor"
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
