@@ -112,6 +112,9 @@ class Settings:
     # Verified copies of remote artifacts by sha256, so a restarted replica loads from
     # disk; empty: ``<home>/artifact-cache``; "off": no cache (local stores never use one).
     artifacts_cache: str = ""
+    # The cache's size cap in bytes (0: no cap): adding a blob evicts the least recently
+    # used others until the cache fits; the blob just added always stays.
+    artifacts_cache_max_bytes: int = 10 * 1024**3
     # fsspec storage options of the artifact store (``[storage]``, ``MLOOP_STORAGE__KEY``),
     # e.g. ``endpoint_url``, ``key``, ``secret`` for s3fs; AWS_* variables work as well.
     storage: Mapping[str, Any] = field(default_factory=dict, hash=False)
@@ -135,6 +138,11 @@ class Settings:
             )
         if not self.artifacts_cache:
             object.__setattr__(self, "artifacts_cache", str(home / "artifact-cache"))
+        if self.artifacts_cache_max_bytes < 0:
+            raise ConfigurationError(
+                f"artifacts_cache_max_bytes={self.artifacts_cache_max_bytes} is negative; "
+                "give a size in bytes, or 0 for no cap."
+            )
 
     @property
     def is_sqlite(self) -> bool:

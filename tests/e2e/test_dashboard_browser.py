@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Debian's Chromium driven by Playwright) on a real server.
 
 A model with traffic, labels and a running canary; the test opens ``/ui/``, clicks
-through Model, Compare, Version, Monitor, Rollout and Alerts & runs, watches a number change without a
+through Model, Compare, Version, Monitor (picking a version with the keyboard), Rollout
+(the latency chart of both sides) and Alerts & runs, watches a number change without a
 reload, rolls the canary back from its button, and checks that no page asked any
 host but the server. Screenshots land in the test's tmp folder.
 """
@@ -109,6 +110,23 @@ def _traffic(url: str, n: int) -> None:
         assert http.post("/feedback", json=labels).status_code == 202
 
 
+def _canary_traffic(url: str) -> None:
+    """Keyed requests until both sides of the canary have answered some (and were tallied)."""
+    x, _ = load_iris(return_X_y=True, as_frame=True)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for i in range(10_000):
+            assert time.monotonic() < deadline, "the candidate answered nothing"
+            row = x.iloc[[i % len(x)]].to_dict("records")
+            headers = {"X-Mloop-Key": f"user-{i}"}
+            answer = http.post("/models/iris/predict", json={"records": row}, headers=headers)
+            assert answer.status_code == 200, answer.text
+            if i % 20 == 19:
+                latency = http.get("/ui/api/models/iris/rollout").json()["latency"]
+                if all(sum(latency[side]["requests"]) for side in ("stable", "candidate")):
+                    return
+
+
 def test_walk_the_dashboard_and_roll_back_a_canary(
     sync_playwright: Any, served: tuple[ServerHandle, Registry], tmp_path: Path
 ) -> None:
@@ -189,6 +207,30 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
             page.wait_for_url("**/monitor")
             page.locator("[data-chart=drift] svg").wait_for()
             assert page.locator("[data-chart=labels] svg rect").count() >= 1
+            # The version picker: the serving version by default, picked with the keyboard,
+            # submitted with the window picker's choice, kept by the live refresh.
+            picker = page.get_by_label("Traffic of")
+            expect(picker).to_have_value("1")
+            assert "v1 (production, serving)" in picker.locator("option:checked").inner_text()
+            page.get_by_label("in windows of").select_option("15m")
+            picker.focus()
+            page.keyboard.press("ArrowUp")  # v2, the newest, is listed first
+            expect(picker).to_have_value("2")
+            page.keyboard.press("Tab")  # "last" span
+            page.keyboard.press("Tab")  # window
+            page.keyboard.press("Tab")  # Show
+            page.keyboard.press("Enter")
+            page.wait_for_url("**/monitor?version=2&since=24h&window=15m")
+            expect(page.get_by_label("Traffic of")).to_have_value("2")
+            expect(page.get_by_label("in windows of")).to_have_value("15m")
+            assert "v2" in page.locator("dl").first.inner_text()
+            page.locator("body[data-refreshed]").wait_for(state="attached")
+            assert "version=2" in (page.locator("body").get_attribute("data-api") or "")
+            expect(page.get_by_label("Traffic of")).to_have_value("2")
+            page.get_by_label("Traffic of").select_option("1")
+            page.get_by_role("button", name="Show").click()
+            page.wait_for_url("**/monitor?version=1&since=24h&window=15m")
+            page.locator("[data-chart=drift] svg").wait_for()
             page.screenshot(path=str(tmp_path / "monitor.png"), full_page=True)
 
             # Rollout: both sides, the guard with its value, then roll back from the button.
@@ -199,6 +241,13 @@ def test_walk_the_dashboard_and_roll_back_a_canary(
             page.locator("body[data-refreshed]").wait_for(state="attached")
             expect(page.locator('[data-field="rollout.stable_traffic"]')).to_have_text("80.0%")
             expect(page.locator('[data-field="rollout.candidate_traffic"]')).to_have_text("20.0%")
+            # Latency per interval, stable vs candidate: p50 and p99 lines of each side.
+            _canary_traffic(handle.url)
+            latency = page.locator("[data-chart=latency]")
+            expect(latency.locator("svg path")).to_have_count(4, timeout=TIMEOUT_MS)
+            legend = latency.locator(".legend").inner_text()
+            for line in ("stable v1 p50", "stable v1 p99", "candidate v2 p50", "candidate v2 p99"):
+                assert line in legend, legend
             page.screenshot(path=str(tmp_path / "rollout.png"), full_page=True)
             page.get_by_role("button", name="Rollback").click()
             page.locator('[data-field="rollout.phase"]', has_text="rolled_back").wait_for()

@@ -1,5 +1,6 @@
 """``mloop serve --workers 2``: ``/metrics`` counts every worker's traffic, and the
-Grafana dashboard in ``deploy/grafana`` asks only for metrics the server exports."""
+Grafana dashboard in ``deploy/grafana`` and the metrics adapter's rules in
+``deploy/kubernetes/metrics-adapter`` ask only for metrics the server exports."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 
+from deploy_files import adapter_metrics
 from mloop.config import load_settings
 from mloop.registry import Registry
 
@@ -162,6 +164,13 @@ def test_the_dashboard_queries_only_metrics_the_server_exports(fleet: Fleet) -> 
     assert {"mloop_requests_total", "mloop_request_latency_seconds_bucket"} <= wanted
     exported = {key.split("{", 1)[0] for key in fleet.scrape()}
     assert wanted - exported - SCRAPE_SERIES == set(), f"exported: {sorted(exported)}"
+
+
+def test_the_metrics_adapter_reads_only_metrics_the_server_exports(fleet: Fleet) -> None:
+    sources = set(adapter_metrics().values())
+    assert "mloop_queue_depth" in sources  # what the HPA scales on
+    exported = {key.split("{", 1)[0] for key in fleet.scrape()}
+    assert sources - exported == set(), f"exported: {sorted(exported)}"
 
 
 def test_the_dashboard_check_sees_metric_names_not_functions_or_labels() -> None:

@@ -21,6 +21,8 @@ from mloop.dashboard._catalog_views import (
 )
 from mloop.dashboard._live_views import (
     activity,
+    latency_series,
+    latency_step,
     monitor_view,
     rollout_view,
     triggered_runs,
@@ -40,6 +42,8 @@ __all__ = [
     "compare_versions",
     "contract_diff",
     "dashboard_router",
+    "latency_series",
+    "latency_step",
     "model_detail",
     "models_overview",
     "monitor_view",

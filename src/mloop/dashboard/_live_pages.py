@@ -38,12 +38,21 @@ def monitor_page(data: dict[str, Any], windows: tuple[str, ...], spans: tuple[st
     pick_s = "".join(
         f"<option{' selected' if s == data['since_arg'] else ''}>{esc(s)}</option>" for s in spans
     )
+    pick_v = "".join(
+        f'<option value="{esc(c["value"])}"{" selected" if c["value"] == data["version_arg"] else ""}>'
+        f"{esc(c['label'])}</option>"
+        for c in data["version_choices"]
+    )
     picker = (
-        f'<form class="inline" method="get"><label>Last <select name="since">{pick_s}</select></label> '
+        f'<form class="inline" method="get" aria-label="What to monitor">'
+        f'<label>Traffic of <select name="version">{pick_v}</select></label> '
+        f'<label>last <select name="since">{pick_s}</select></label> '
         f'<label>in windows of <select name="window">{pick_w}</select></label> <button>Show</button></form>'
     )
+    monitored = data["version"]
     summary = kv(
         {
+            "Traffic of": esc(f"v{monitored}" if monitored is not None else "all versions"),
             "Reference version": esc(
                 f"v{data['reference_version']}" if data["reference_version"] else NONE
             ),
@@ -75,7 +84,8 @@ def monitor_page(data: dict[str, Any], windows: tuple[str, ...], spans: tuple[st
 <section class="grid">{charts}</section>"""
     if data.get("compaction_error"):
         body += f'<p class="banner bad">Last compaction failed: {esc(data["compaction_error"])}</p>'
-    api = f"/ui/api{model_url(name)[3:]}/monitor?since={quote(data['since_arg'])}&window={quote(data['window_arg'])}"
+    query = "&".join(f"{key}={quote(data[key + '_arg'])}" for key in ("since", "window", "version"))
+    api = f"/ui/api{model_url(name)[3:]}/monitor?{query}"
     return page(f"{name}: monitor", body, data=data, api=api, crumbs=model_crumbs(name))
 
 
@@ -152,6 +162,7 @@ def rollout_page(data: dict[str, Any]) -> str:
 <p class="banner">{live("rollout.serving", r["serving"], "text")} · phase {live("rollout.phase", r["phase"], "text")}{" · paused" if r["paused"] else ""}</p>
 {buttons}
 <section class="sides">{"".join(sides)}</section>
+{_latency_section(data.get("latency"))}
 <section><h2>Guards</h2>{guards}</section>
 <section><h2>Steps</h2><p>Policy steps: {esc(", ".join(f"{s:g}%" for s in r["steps"]) or r["strategy"])}</p>{timeline}</section>"""
     return page(
@@ -160,6 +171,21 @@ def rollout_page(data: dict[str, Any]) -> str:
         data=data,
         api=f"/ui/api{model_url(name)[3:]}/rollout",
         crumbs=model_crumbs(name),
+    )
+
+
+def _latency_section(latency: dict[str, Any] | None) -> str:
+    """The per-interval latency chart of both sides (absent without the fleet's tallies)."""
+    if latency is None:
+        return ""
+    note = (
+        f"Answered requests per {latency['step_s']} s interval since the rollout started, "
+        "every replica's (the tallies each step is judged on); errors are not timed."
+    )
+    return (
+        "<section><h2>Latency</h2>"
+        + chart("latency", "p50 and p99 latency, stable vs candidate (dashed: p99)", note=note)
+        + "</section>"
     )
 
 

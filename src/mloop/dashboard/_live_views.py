@@ -3,21 +3,37 @@
 The numbers are the library's own: ``Monitor.status`` windows (as ``mloop monitor
 status`` prints them), ``Rollouts`` state and history, the rollout guards valued by
 ``rollout.guard_metrics`` over the same observations the controller reads, the
-alerter's history and the run store. Here they are only regrouped into series.
+latency of each side per interval from the same traffic counts (``Totals`` per
+interval, read by the same percentile), the alerter's history and the run store.
+Here they are only regrouped into series.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mloop.dashboard._sources import Sources
+from mloop.errors import InvalidInput
 from mloop.pipelines import RunStore
-from mloop.rollout import Observations, Rollouts, VersionStats, guard_metrics
+from mloop.rollout import Observations, Rollouts, Totals, VersionStats, guard_metrics
 
-__all__ = ["activity", "monitor_view", "rollout_view", "triggered_runs", "window_series"]
+__all__ = [
+    "activity",
+    "latency_series",
+    "latency_step",
+    "monitor_view",
+    "rollout_view",
+    "triggered_runs",
+    "window_series",
+]
 
 WINDOW_CHOICES = ("5m", "15m", "1h", "6h", "1d")
 SINCE_CHOICES = ("1h", "6h", "24h", "7d")
+ALL_VERSIONS = "all"
+# Interval widths of the rollout latency chart, and the most points it draws.
+_LATENCY_STEPS_S = (5, 10, 30, 60, 300, 900, 3600, 21600)
+_LATENCY_POINTS = 60
 
 
 def window_series(windows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -66,18 +82,47 @@ def window_series(windows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def monitored_version(sources: Sources, name: str, arg: str) -> int | None:
+    """The version whose traffic the Monitor shows: ``""`` the serving one, ``all``: every one."""
+    if arg == ALL_VERSIONS:
+        return None
+    if not arg:  # what a bare name resolves to: the production alias, else the latest
+        return sources.registry.get(name).version
+    try:
+        return int(arg.removeprefix("v"))
+    except ValueError:
+        raise InvalidInput(
+            f"version={arg!r} is not a version; give a number such as 2, or {ALL_VERSIONS!r}."
+        ) from None
+
+
+def version_choices(sources: Sources, name: str) -> list[dict[str, str]]:
+    """The Monitor's version picker: every version, newest first, with its aliases; then all."""
+    serving = sources.registry.get(name).version
+    choices = []
+    for mv in sorted(sources.registry.versions(name), key=lambda v: -v.version):
+        notes = [*mv.aliases, *(["serving"] if mv.version == serving else [])]
+        label = f"v{mv.version}" + (f" ({', '.join(notes)})" if notes else "")
+        choices.append({"value": str(mv.version), "label": label})
+    return [*choices, {"value": ALL_VERSIONS, "label": "all versions"}]
+
+
 def monitor_view(
     sources: Sources,
     name: str,
     *,
     since: str = "24h",
     window: str = "1h",
-    version: int | None = None,
+    version: str = "",
 ) -> dict[str, Any]:
-    """The model's monitoring windows and the chart series drawn from them."""
+    """The model's monitoring windows and the chart series drawn from them.
+
+    ``version``: the picker's value (``""``: the serving version; ``all``: every version).
+    """
+    picked = monitored_version(sources, name, version)
     return sources.recent.get(
-        ("monitor", name, since, window, version),
-        lambda: _monitor_view(sources, name, since, window, version),
+        ("monitor", name, since, window, picked),
+        lambda: _monitor_view(sources, name, since, window, picked),
     )
 
 
@@ -97,6 +142,8 @@ def _monitor_view(
         **data,
         "since_arg": since,
         "window_arg": window,
+        "version_arg": ALL_VERSIONS if version is None else str(version),
+        "version_choices": version_choices(sources, name),
         "rows": rows,
         "labelled": labelled,
         "windows": windows,
@@ -132,6 +179,49 @@ def _guards(sources: Sources, state: Any, policy: Any) -> dict[str, Any]:
     }
 
 
+def latency_step(span_s: float) -> int:
+    """The latency chart's interval: at most ``_LATENCY_POINTS`` of them over ``span_s``.
+
+    Never finer than the ledger keeps old rows (a minute past five minutes, an hour past
+    a day), so no interval of an older span is an empty gap between two full ones.
+    """
+    floor = 3600 if span_s > 86400 else 60 if span_s > 300 else 0
+    for step in _LATENCY_STEPS_S:
+        if step >= floor and span_s / step <= _LATENCY_POINTS:
+            return step
+    return _LATENCY_STEPS_S[-1]
+
+
+def latency_series(
+    per_interval: Mapping[int, Mapping[int, Totals]], sides: Mapping[str, int], step_s: int
+) -> dict[str, Any]:
+    """Regroup ``TrafficCounts.per_interval`` into p50/p99 lines per side (None: no traffic)."""
+    times = sorted({start for per in per_interval.values() for start in per})
+    out: dict[str, Any] = {"step_s": step_s, "times": times}
+    for role, version in sides.items():
+        per = per_interval.get(version, {})
+        out[role] = {
+            "version": version,
+            "requests": [per[t].requests if t in per else 0 for t in times],
+            "p50_ms": [per[t].p50_ms if t in per else None for t in times],
+            "p99_ms": [per[t].p99_ms if t in per else None for t in times],
+        }
+    return out
+
+
+def _latency(sources: Sources, state: Any) -> dict[str, Any] | None:
+    """Stable vs candidate latency per interval since the rollout started (to its end)."""
+    if sources.traffic_counts is None:
+        return None
+    until = sources.recent.clock.now() if state.active else state.updated_at
+    step = latency_step(max(0.0, until - state.started_at))
+    sides = {"stable": state.stable, "candidate": state.candidate}
+    per = sources.traffic_counts.per_interval(
+        state.model, list(sides.values()), state.started_at, step
+    )
+    return latency_series(per, sides, step)
+
+
 def rollout_view(sources: Sources, name: str) -> dict[str, Any]:
     """The latest rollout: both sides live, guards with values and limits, the step timeline."""
     rollouts = Rollouts(sources.registry)
@@ -152,6 +242,7 @@ def rollout_view(sources: Sources, name: str) -> dict[str, Any]:
             "steps": list(getattr(policy, "steps", ())),
         },
         **_guards(sources, state, policy),
+        "latency": _latency(sources, state),
         "timeline": [e for e in rollouts.history(name) if e["rollout_id"] == state.id],
     }
 

@@ -101,7 +101,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
     def models_data() -> list[dict[str, Any]]:
         return catalog.models_overview(sources)
 
-    def monitor_data(name: str, since: str, window: str, version: int | None) -> dict[str, Any]:
+    def monitor_data(name: str, since: str, window: str, version: str) -> dict[str, Any]:
         return live.monitor_view(sources, name, since=since, window=window, version=version)
 
     @router.get("/")
@@ -158,7 +158,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
         name: str,
         since: str = "24h",
         window: str = "1h",
-        version: int | None = None,
+        version: str = "",
     ) -> Response:
         return await html(
             request,
@@ -173,7 +173,7 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
         name: str,
         since: str = "24h",
         window: str = "1h",
-        version: int | None = None,
+        version: str = "",
     ) -> Response:
         return await api(request, lambda: monitor_data(name, since, window, version))
 

@@ -11,7 +11,7 @@ from mloop.dashboard._recent import Recent
 if TYPE_CHECKING:
     from mloop.monitor.live import Alerter, Monitor
     from mloop.registry import Registry
-    from mloop.rollout import ObservationSource
+    from mloop.rollout import ObservationSource, TrafficCounts
 
 __all__ = ["Sources", "TrafficSnapshot"]
 
@@ -30,5 +30,7 @@ class Sources:
     observations: ObservationSource | None = None
     traffic: TrafficSnapshot | None = None
     traffic_window_s: float = 60.0
+    # Every process's traffic tallies (the rollout ledger): latency per interval.
+    traffic_counts: TrafficCounts | None = None
     # Monitor reads (drift of the last hour, Monitor pages) kept this long for every reader.
     recent: Recent = field(default_factory=Recent)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from mloop.rollout._histogram import decode, encode
 from mloop.rollout._tables import rollout_traffic
-from mloop.rollout._traffic import KEEP_S, Key, Tally, Totals
+from mloop.rollout._traffic import KEEP_S, Key, Tally, Totals, totals_per_interval
 
 __all__ = ["TrafficLedger"]
 
@@ -147,3 +147,21 @@ class TrafficLedger:
             for row in rows:
                 sums.setdefault(row.version, Tally()).add(_tally(row))
         return {v: Totals.of(s) for v, s in sums.items()}
+
+    def per_interval(
+        self, model: str, versions: Sequence[int], since: float, step_s: int
+    ) -> dict[int, dict[int, Totals]]:
+        """Sums per version and ``step_s`` interval from ``since`` on, of every writer."""
+        t = rollout_traffic
+        with self.store.read() as conn:
+            rows = [
+                (row.version, row.second, _tally(row))
+                for row in conn.execute(
+                    sa.select(t).where(
+                        t.c.model == model,
+                        t.c.version.in_(list(versions)),
+                        t.c.second >= int(since),
+                    )
+                )
+            ]
+        return totals_per_interval(rows, since, step_s)

@@ -12,14 +12,23 @@ them in the metadata store (SQLite or PostgreSQL); ``MemoryTraffic`` in this pro
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from mloop._clock import Clock, SystemClock
 from mloop.rollout._histogram import BUCKETS, bucket_of, percentile
 
-__all__ = ["KEEP_S", "Key", "MemoryTraffic", "Tally", "Totals", "TrafficCounts", "TrafficRecorder"]
+__all__ = [
+    "KEEP_S",
+    "Key",
+    "MemoryTraffic",
+    "Tally",
+    "Totals",
+    "TrafficCounts",
+    "TrafficRecorder",
+    "totals_per_interval",
+]
 
 Key = tuple[str, int, int]  # (model, version, second)
 
@@ -72,6 +81,24 @@ class Totals:
         )
 
 
+def totals_per_interval(
+    rows: Iterable[tuple[int, int, Tally]], since: float, step_s: int
+) -> dict[int, dict[int, Totals]]:
+    """``version -> {interval start: Totals}`` of ``(version, second, tally)`` rows.
+
+    Intervals lie on a grid of ``step_s`` seconds (so the ledger's minute and hour rows
+    each fall in one); rows before ``since``'s second are left out, empty intervals absent.
+    """
+    first = int(since)
+    sums: dict[int, dict[int, Tally]] = {}
+    for version, second, tally in rows:
+        if second < first:
+            continue
+        start = second - second % step_s
+        sums.setdefault(version, {}).setdefault(start, Tally()).add(tally)
+    return {v: {start: Totals.of(t) for start, t in sorted(per.items())} for v, per in sums.items()}
+
+
 class TrafficCounts(Protocol):
     """Where every process adds its tallies and the controller reads their sums."""
 
@@ -81,6 +108,12 @@ class TrafficCounts(Protocol):
 
     def observe(self, model: str, versions: Sequence[int], since: float) -> dict[int, Totals]:
         """Sums per version over the seconds from ``since``'s on, of every writer."""
+        ...
+
+    def per_interval(
+        self, model: str, versions: Sequence[int], since: float, step_s: int
+    ) -> dict[int, dict[int, Totals]]:
+        """Sums per version and ``step_s`` interval from ``since`` on (``totals_per_interval``)."""
         ...
 
 
@@ -168,3 +201,15 @@ class MemoryTraffic:
                 if m == model and v in versions and second >= first:
                     sums.setdefault(v, Tally()).add(tally)
         return {v: Totals.of(s) for v, s in sums.items()}
+
+    def per_interval(
+        self, model: str, versions: Sequence[int], since: float, step_s: int
+    ) -> dict[int, dict[int, Totals]]:
+        """Sums per version and ``step_s`` interval from ``since`` on."""
+        with self._lock:
+            rows = [
+                (v, second, tally)
+                for (m, v, second), tally in self._tallies.items()
+                if m == model and v in versions
+            ]
+        return totals_per_interval(rows, since, step_s)

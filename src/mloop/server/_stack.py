@@ -199,14 +199,16 @@ def build_app(
         stack.loops.append(LoopRunner("triggers", triggers.tick, TRIGGER_TICK_S, lease, clock))
     app.state.stack = stack
     app.include_router(
-        dashboard_router(_dashboard_sources(stack, registry, engine, clock), serving.guard)
+        dashboard_router(_dashboard_sources(stack, registry, engine, clock, ledger), serving.guard)
     )
     _wrap_lifespan(app, stack)
     return app
 
 
-def _dashboard_sources(stack: Stack, registry: Registry, engine: Any, clock: Clock) -> Sources:
-    """What the dashboard reads: the stack's parts and serving's live per-version stats."""
+def _dashboard_sources(
+    stack: Stack, registry: Registry, engine: Any, clock: Clock, ledger: TrafficLedger
+) -> Sources:
+    """What the dashboard reads: the stack's parts, serving's live stats, the fleet's tallies."""
     return Sources(
         registry=registry,
         monitor=stack.monitor,
@@ -214,6 +216,7 @@ def _dashboard_sources(stack: Stack, registry: Registry, engine: Any, clock: Clo
         observations=stack.observations,
         traffic=engine.stats.snapshot,
         traffic_window_s=float(engine.stats.window_s),
+        traffic_counts=ledger,
         # As fresh as the guards' monitor numbers: the log changes at compaction.
         recent=Recent(min(10.0, registry.settings.monitor.compact_interval_s), clock=clock),
     )

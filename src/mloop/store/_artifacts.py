@@ -5,8 +5,9 @@ bytes twice stores them once. Reading re-hashes the bytes and refuses them with 
 ``IntegrityError`` that names the artifact when a single byte changed.
 
 A remote store (S3 or any non-local fsspec URL) keeps a verified copy of every blob
-it reads or writes in a local ``BlobCache`` (``settings.artifacts_cache``), so a
-restarted replica loads its models from disk instead of downloading them again.
+it reads or writes in a local ``BlobCache`` (``settings.artifacts_cache``, capped at
+``artifacts_cache_max_bytes``), so a restarted replica loads its models from disk
+instead of downloading them again.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ def sha256_file(path: Path) -> str:
 class ArtifactStore:
     """Stores and fetches immutable blobs by their sha256."""
 
-    def __init__(self, url: str, *, cache_dir: Path | None = None, **storage_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_dir: Path | None = None,
+        cache_max_bytes: int = 0,
+        **storage_options: Any,
+    ) -> None:
         try:
             fs, root = fsspec.core.url_to_fs(url, **storage_options)
         except (ImportError, ValueError) as exc:
@@ -55,14 +63,23 @@ class ArtifactStore:
         self._root = root.rstrip("/")
         self._local = "file" in _protocols(fs)
         # A local store is its own cache; only remote blobs are worth a second copy.
-        self.cache = BlobCache(cache_dir) if cache_dir is not None and not self._local else None
+        self.cache = (
+            BlobCache(cache_dir, max_bytes=cache_max_bytes)
+            if cache_dir is not None and not self._local
+            else None
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactStore:
         """Open the store named by ``settings.artifacts_url`` with ``[storage]`` options."""
         cache = settings.artifacts_cache
         cache_dir = None if cache.strip().lower() == "off" else Path(cache)
-        return cls(settings.artifacts_url, cache_dir=cache_dir, **dict(settings.storage))
+        return cls(
+            settings.artifacts_url,
+            cache_dir=cache_dir,
+            cache_max_bytes=settings.artifacts_cache_max_bytes,
+            **dict(settings.storage),
+        )
 
     def _path(self, digest: str) -> str:
         return f"{self._root}/sha256/{digest[:2]}/{digest}"

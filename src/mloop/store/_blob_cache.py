@@ -4,26 +4,65 @@ A cached blob lives at ``<root>/sha256/<first two hex>/<hex digest>`` and is re-
 each time it is copied out: a changed or truncated file is dropped and fetched again,
 never served. Blobs are immutable, so the cache needs no invalidation; deleting the
 folder (or any file in it) is always safe.
+
+With a size cap, adding a blob evicts the least recently used others (a read touches
+its blob's mtime) until the cache fits; the blob just added always stays. Several
+processes may share one cache: a reader holds its blob open while it copies, and an
+unlinked file stays readable until closed, so eviction never cuts a copy short; a blob
+evicted before a reader opens it is simply a miss, fetched again from the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BlobCache"]
+__all__ = ["BlobCache", "CachedBlob", "blobs_to_evict"]
 
 _CHUNK = 1 << 20
+_PARTIAL = ".partial-"
+
+
+@dataclass(frozen=True)
+class CachedBlob:
+    """One cached blob as the eviction policy sees it."""
+
+    digest: str
+    size: int
+    last_used: float  # mtime: when it was added or last copied out
+
+
+def blobs_to_evict(blobs: Iterable[CachedBlob], max_bytes: int, keep: str) -> list[str]:
+    """Digests to drop, least recently used first, so the rest fit in ``max_bytes``.
+
+    ``keep`` is never chosen, even when it alone is over the cap; 0 means no cap.
+    """
+    ordered = sorted(blobs, key=lambda b: (b.last_used, b.digest))
+    total = sum(b.size for b in ordered)
+    if max_bytes <= 0 or total <= max_bytes:
+        return []
+    out: list[str] = []
+    for blob in ordered:
+        if total <= max_bytes:
+            break
+        if blob.digest != keep:
+            out.append(blob.digest)
+            total -= blob.size
+    return out
 
 
 class BlobCache:
-    """Verified local copies of blobs, keyed by their sha256."""
+    """Verified local copies of blobs, keyed by their sha256, within ``max_bytes`` (0: no cap)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_bytes: int = 0) -> None:
         self.root = Path(root)
+        self.max_bytes = max_bytes
 
     def path(self, digest: str) -> Path:
         """Where the blob ``digest`` is (or would be) cached."""
@@ -39,10 +78,11 @@ class BlobCache:
                 while chunk := src.read(_CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
-        except FileNotFoundError:  # not cached (or dropped by another worker meanwhile)
+        except FileNotFoundError:  # not cached (or evicted by another worker meanwhile)
             dest.unlink(missing_ok=True)
             return False
         if hasher.hexdigest() == digest:
+            self._touch(cached)
             return True
         # Changed on disk since it was cached: forget it, the store has the original.
         cached.unlink(missing_ok=True)
@@ -53,13 +93,45 @@ class BlobCache:
         """Cache a local file already checked to hash to ``digest`` (atomic, idempotent)."""
         target = self.path(digest)
         if target.exists():
+            self._touch(target)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         # Copy under a unique name, then rename: a concurrent reader or writer (another
         # worker of the same replica) sees either no file or the whole blob.
-        partial = target.with_name(f"{digest}.partial-{uuid.uuid4().hex}")
+        partial = target.with_name(f"{digest}{_PARTIAL}{uuid.uuid4().hex}")
         try:
             shutil.copyfile(source, partial)
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
+        if self.max_bytes > 0:
+            self.evict(keep=digest)
+
+    def blobs(self) -> list[CachedBlob]:
+        """Every whole blob in the cache now (files half written by another process excluded)."""
+        out: list[CachedBlob] = []
+        for path in self.root.glob("sha256/*/*"):
+            if _PARTIAL in path.name:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # evicted by another process while we looked
+                continue
+            out.append(CachedBlob(path.name, stat.st_size, stat.st_mtime))
+        return out
+
+    def evict(self, keep: str) -> list[str]:
+        """Drop least recently used blobs until the cache fits its cap; never ``keep``."""
+        dropped = blobs_to_evict(self.blobs(), self.max_bytes, keep)
+        for digest in dropped:
+            try:
+                self.path(digest).unlink(missing_ok=True)
+            except OSError:  # e.g. held open on a platform that refuses: next time
+                continue
+        return dropped
+
+    @staticmethod
+    def _touch(path: Path) -> None:
+        # Evicted meanwhile, or a read-only cache: the copy is still good.
+        with contextlib.suppress(OSError):
+            os.utime(path)

@@ -238,3 +238,51 @@ def test_a_firing_alert_shows_on_models_and_activity(
         assert (alert["rule"], alert["kind"]) == ("iris-traffic", "firing")
         page = client.get("/ui/activity").text
         assert "iris-traffic" in page and "firing" in page
+
+
+def test_the_monitor_picks_a_version_and_keeps_it_with_the_window(
+    open_client: TestClient,
+) -> None:
+    x, _ = load_iris(return_X_y=True, as_frame=True)
+    records = x.head(4).to_dict("records")
+    assert open_client.post("/models/iris/predict", json={"records": records}).status_code == 200
+    open_client.app.state.stack.monitor.compact()  # type: ignore[attr-defined]
+    served = open_client.get("/ui/api/models/iris/monitor?since=1h&window=5m").json()
+    assert (served["version"], served["rows"]) == (1, 4)  # @production answered them
+    other = open_client.get("/ui/api/models/iris/monitor?since=1h&window=5m&version=2").json()
+    assert (other["version"], other["rows"]) == (2, 0)
+    every = open_client.get("/ui/api/models/iris/monitor?since=1h&window=5m&version=all").json()
+    assert (every["version"], every["rows"]) == (None, 4)
+    page = open_client.get("/ui/models/iris/monitor?since=1h&window=5m&version=2").text
+    assert '<option value="2" selected>v2</option>' in page
+    assert "<option selected>5m</option>" in page  # the window stays picked
+    # The page refreshes from the same choice.
+    assert 'data-api="/ui/api/models/iris/monitor?since=1h&amp;window=5m&amp;version=2"' in page
+    bad = open_client.get("/ui/api/models/iris/monitor?version=latest")
+    assert bad.status_code == 422 and "give a number" in bad.json()["error"]["message"]
+    assert open_client.get("/ui/models/iris/monitor?version=latest").status_code == 422
+
+
+def test_the_rollout_page_charts_each_sides_latency_from_the_fleets_tallies(
+    open_client: TestClient, registry: Registry
+) -> None:
+    Rollouts(registry).deploy("iris:2", CanaryPolicy(steps=(50.0, 100.0)), actor="ana")
+    x, _ = load_iris(return_X_y=True, as_frame=True)
+    deadline = time.monotonic() + 20
+    latency: dict[str, object] = {}
+    while time.monotonic() < deadline:  # the server moves its tallies to the ledger each second
+        for i in range(20):
+            row = x.iloc[[i]].to_dict("records")
+            headers = {"X-Mloop-Key": f"user-{i}"}
+            sent = open_client.post("/models/iris/predict", json={"records": row}, headers=headers)
+            assert sent.status_code == 200
+        latency = open_client.get("/ui/api/models/iris/rollout").json()["latency"]
+        if all(sum(latency[side]["requests"]) for side in ("stable", "candidate")):  # type: ignore[index]
+            break
+        time.sleep(0.2)
+    for side, version in (("stable", 1), ("candidate", 2)):
+        series = latency[side]  # type: ignore[index]
+        assert series["version"] == version and sum(series["requests"]) > 0, latency
+        assert any(p is not None and p > 0 for p in series["p99_ms"])
+    page = open_client.get("/ui/models/iris/rollout").text
+    assert 'data-chart="latency"' in page and "stable vs candidate" in page

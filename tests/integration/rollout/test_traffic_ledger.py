@@ -108,6 +108,33 @@ def test_only_seconds_since_the_step_started_count(writer: Writer) -> None:
     assert counts.observe("other", [2], since=0) == {}
 
 
+def test_intervals_split_the_sums_and_read_the_same_percentiles(writer: Writer) -> None:
+    clock = ManualClock(3_600_000.0)  # on the minute grid
+    one, two = TrafficRecorder(clock), TrafficRecorder(clock)
+    _traffic(one, 1, ok=10, bad=0)  # 2 ms, in the first minute
+    _traffic(two, 2, ok=5, bad=5)
+    clock.advance(30)
+    for _ in range(10):
+        two.record("churn", 2, 30.0, ok=True)  # same minute, other writer
+    clock.advance(45)  # the next minute
+    for _ in range(4):
+        one.record("churn", 1, 100.0, ok=True)
+    one.flush_to(writer("a"), now=clock.now())
+    two.flush_to(writer("b"), now=clock.now())
+    start = 3_600_000
+    series = writer("dashboard").per_interval("churn", [1, 2], since=start, step_s=60)
+    assert list(series[1]) == [start, start + 60] and list(series[2]) == [start]
+    first = series[2][start]
+    assert (first.requests, first.errors) == (20, 5)
+    # The same numbers the guards read for that span, computed by the same Totals.
+    assert first == writer("dashboard").observe("churn", [2], since=start)[2]
+    late = series[1][start + 60]
+    assert late.requests == 4 and late.p50_ms is not None and 85 <= late.p50_ms <= 120
+    assert writer("dashboard").per_interval("churn", [1], since=start + 60, step_s=60) == {
+        1: {start + 60: late}
+    }
+
+
 def test_a_failed_write_keeps_the_tallies_for_the_next(writer: Writer) -> None:
     clock = ManualClock(4_000_000.0)
     recorder = TrafficRecorder(clock)

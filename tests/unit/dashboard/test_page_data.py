@@ -18,17 +18,28 @@ from mloop.dashboard import (
     alias_history,
     compare_versions,
     contract_diff,
+    latency_series,
+    latency_step,
     model_detail,
     models_overview,
+    monitor_view,
     rollout_view,
     triggered_runs,
     version_detail,
     window_series,
 )
-from mloop.errors import NotFound
+from mloop.errors import InvalidInput, NotFound
 from mloop.monitor.live import Monitor
 from mloop.registry import Registry
-from mloop.rollout import CanaryPolicy, Guard, InMemoryObservations, Rollouts
+from mloop.rollout import (
+    CanaryPolicy,
+    Guard,
+    InMemoryObservations,
+    MemoryTraffic,
+    Rollouts,
+    Totals,
+    TrafficRecorder,
+)
 
 
 @pytest.fixture
@@ -188,6 +199,79 @@ def test_rollout_view_values_guards_with_the_controllers_observations(registry: 
     assert after["rollout"]["phase"] == "rolled_back"
     assert [e["action"] for e in after["timeline"]] == ["create", "rollback"]
     assert after["timeline"][-1]["actor"] == "bo"
+
+
+def test_rollout_latency_is_each_sides_totals_per_interval_from_the_fleets_tallies(
+    registry: Registry,
+) -> None:
+    clock = ManualClock(1_000_020.0)  # 20 s into a minute
+    rollouts = Rollouts(registry, clock=clock)
+    rollouts.deploy("iris:2", CanaryPolicy(steps=(10.0, 100.0)), actor="ana")
+    counts, recorder = MemoryTraffic(), TrafficRecorder(clock)
+    for _ in range(20):
+        recorder.record("iris", 1, 4.0, ok=True)
+    recorder.record("iris", 2, 9.0, ok=True)
+    clock.advance(15)  # the next 5 s interval, and one more minute of stable traffic below
+    for _ in range(10):
+        recorder.record("iris", 1, 80.0, ok=True)
+    recorder.record("iris", 1, 50.0, ok=False)  # failures are not timed
+    recorder.flush_to(counts, now=clock.now())
+    sources = _sources(registry, traffic_counts=counts, recent=Recent(clock=clock))
+    latency = rollout_view(sources, "iris")["latency"]
+    assert latency["step_s"] == 5  # 15 s of rollout: 5 s intervals
+    assert latency["times"] == [1_000_020, 1_000_035]
+    stable, candidate = latency["stable"], latency["candidate"]
+    assert (stable["version"], candidate["version"]) == (1, 2)
+    assert stable["requests"] == [20, 11] and candidate["requests"] == [1, 0]
+    # The numbers the guards would read for each interval, by the same percentile.
+    assert sum(stable["requests"]) == counts.observe("iris", [1], since=1_000_020)[1].requests
+    assert stable["p50_ms"][0] == pytest.approx(4.0, rel=0.15)
+    assert stable["p99_ms"][1] == counts.observe("iris", [1], since=1_000_035)[1].p99_ms
+    assert candidate["p50_ms"] == [pytest.approx(9.0, rel=0.15), None]  # a gap, not a zero
+    assert _sources(registry).traffic_counts is None
+    assert rollout_view(_sources(registry), "iris")["latency"] is None
+
+
+def test_latency_intervals_fit_the_span_and_the_ledgers_coarser_old_rows() -> None:
+    assert latency_step(15) == 5
+    assert latency_step(290) == 5  # 58 points
+    assert latency_step(400) == 60  # rows older than 5 min are one per minute
+    assert latency_step(3 * 3600) == 300
+    assert latency_step(2 * 86400) == 3600  # older than a day: one row per hour
+    assert latency_step(14 * 86400) == 21600
+
+
+def test_latency_series_keeps_each_sides_intervals_aligned() -> None:
+    per = {1: {0: Totals(requests=2, p50_ms=1.0, p99_ms=2.0)}, 2: {60: Totals(requests=1)}}
+    series = latency_series(per, {"stable": 1, "candidate": 2}, 60)
+    assert series["times"] == [0, 60]
+    assert series["stable"] == {
+        "version": 1,
+        "requests": [2, 0],
+        "p50_ms": [1.0, None],
+        "p99_ms": [2.0, None],
+    }
+    assert series["candidate"]["requests"] == [0, 1]
+
+
+def test_the_monitor_shows_the_serving_versions_traffic_unless_told_otherwise(
+    registry: Registry,
+) -> None:
+    sources = _sources(registry)
+    default = monitor_view(sources, "iris", since="1h", window="1h")
+    assert default["version"] == 1 and default["version_arg"] == "1"  # @production
+    assert [c["label"] for c in default["version_choices"]] == [
+        "v2",
+        "v1 (production, serving)",
+        "all versions",
+    ]
+    assert monitor_view(sources, "iris", since="1h", window="1h", version="2")["version"] == 2
+    every = monitor_view(sources, "iris", since="1h", window="1h", version="all")
+    assert every["version"] is None and every["version_arg"] == "all"
+    with pytest.raises(InvalidInput, match="version='x'"):
+        monitor_view(sources, "iris", version="x")
+    with pytest.raises(NotFound):
+        monitor_view(sources, "iris", version="9")
 
 
 def test_rollout_view_of_a_model_without_rollouts_is_empty(registry: Registry) -> None:

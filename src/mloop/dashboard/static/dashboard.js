@@ -1,4 +1,4 @@
-// mloop dashboard: live refresh, SVG charts, rollout commands. Our own ~200 lines
+// mloop dashboard: live refresh, SVG charts, rollout commands. Our own ~220 lines
 // (Apache-2.0 like mloop, see LICENSE): the pages need only lines, dashed thresholds and
 // bars, so no charting library is vendored, and nothing loads from a CDN (works offline).
 "use strict";
@@ -97,6 +97,7 @@
   }
 
   const clock = (t) => new Date(t * 1000).toISOString().slice(11, 16);
+  const clockSeconds = (t) => new Date(t * 1000).toISOString().slice(11, 19);
 
   // Chart specs per slot, from the page's JSON (the same data the server rendered).
   const CHARTS = {
@@ -133,6 +134,20 @@
         { name: "out-of-contract rate", values: d.series.out_of_contract_rate },
       ],
     }),
+    // Stable blue, candidate orange, p99 dashed; an interval without answers is a gap.
+    latency: (d) => {
+      const l = d.latency;
+      const label = l.step_s < 60 ? clockSeconds : clock;
+      const sides = [["stable", PALETTE[0]], ["candidate", PALETTE[1]]];
+      return {
+        x: l.times.map(label),
+        series: sides.flatMap(([role, color]) => [
+          { name: `${role} v${l[role].version} p50`, values: l[role].p50_ms, color },
+          { name: `${role} v${l[role].version} p99`, values: l[role].p99_ms, color, dashed: true },
+        ]),
+        empty: "No answered requests since the rollout started.",
+      };
+    },
   };
 
   function render(data) {
