@@ -321,10 +321,13 @@ def _report(
     severity: Policy,
     out: list[Violation],
 ) -> None:
+    described: dict[int, str] = {}  # one description per column, not per bad cell
     for j, i in np.argwhere(mask).tolist():
         col = group.columns[j]
         if kind == "null_not_allowed":
             out.append(Violation(i, col.name, None, col.expects, kind, severity))
         else:
+            if j not in described:
+                described[j] = col.describe_range()
             value = json_safe(block[j, i])
-            out.append(Violation(i, col.name, value, col.describe_range(), kind, severity))
+            out.append(Violation(i, col.name, value, described[j], kind, severity))
