@@ -23,6 +23,7 @@ from mloop.gateway._ledger import Ledger, LedgerRow, MemoryLedger, SqlLedger
 from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._prompts import PromptRegistry, PromptVersion
+from mloop.gateway._quota import QuotaUse
 from mloop.gateway._scheduler import Priority
 from mloop.gateway._scorers import (
     Case,
@@ -33,6 +34,8 @@ from mloop.gateway._scorers import (
     numeric_tolerance,
     regex_match,
 )
+from mloop.gateway._spend_report import budget_caps, spend_report
+from mloop.gateway._status import gateway_status
 
 __all__ = [
     "Case",
@@ -56,16 +59,19 @@ __all__ = [
     "PromptRegistry",
     "PromptTemplate",
     "PromptVersion",
+    "QuotaUse",
     "Route",
     "SqlJobStore",
     "SqlLedger",
     "StreamResult",
     "Verdict",
+    "budget_caps",
     "create_app",
     "error_body",
     "evaluate",
     "exact_match",
     "gate_verdict",
+    "gateway_status",
     "json_schema_valid",
     "ledger_for",
     "llm_judge",
@@ -74,4 +80,5 @@ __all__ = [
     "numeric_tolerance",
     "parse_config",
     "regex_match",
+    "spend_report",
 ]

@@ -1,4 +1,5 @@
-"""The gateway's HTTP face: OpenAI-compatible chat completions, models, async jobs, metrics."""
+"""The gateway's HTTP face: OpenAI-compatible chat completions, models, async jobs, metrics,
+status."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from mloop.gateway._jobs import JobRunner, JobStore, SqlJobStore
 from mloop.gateway._ledger import Ledger, MemoryLedger, SqlLedger
 from mloop.gateway._prompts import PromptRegistry
 from mloop.gateway._spending import Spending
+from mloop.gateway._status import gateway_status
 from mloop.store import MetadataStore
 
 __all__ = ["create_app", "error_body", "ledger_for"]
@@ -151,7 +153,8 @@ def create_app(
 ) -> FastAPI:
     """The gateway ASGI app; jobs persist in ``<home>/gateway.db`` unless a store is given.
 
-    ``auth``: require API keys with scope ``gateway`` (``admin`` for ``/metrics``);
+    ``auth``: require API keys with scope ``gateway`` (``admin`` for ``/metrics`` and
+    ``/v1/status``);
     default from ``settings.gateway.auth`` and host, as ``mloop serve`` decides.
     ``webhook_hosts``: where ``/v1/jobs`` may send results besides loopback (default
     ``settings.gateway.webhook_hosts``). With keys, each key's limits (routes, RPM/TPM,
@@ -162,14 +165,16 @@ def create_app(
     gsettings = settings.gateway if settings is not None else GatewaySettings()
     required = auth if auth is not None else auth_required(gsettings.auth, gsettings.host)
     keys = None
+    limit_store: LimitStore | None = None
     if required:
         if settings is None:
             raise ConfigurationError("The gateway needs settings to check API keys.")
         metadata = MetadataStore.from_settings(settings)
         keys = KeyStore(metadata)
+        limit_store = LimitStore(metadata)
         if gw.spending is None:
             gw.spending = Spending(
-                LimitStore(metadata),
+                limit_store,
                 ledger or ledger_for(config, metadata),
                 gw.metrics,
                 fail_open=config.budget_fail_open,
@@ -312,6 +317,10 @@ def create_app(
     @app.get("/metrics", dependencies=[Depends(admin_key)])
     async def metrics() -> Response:
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/status", dependencies=[Depends(admin_key)])
+    async def status() -> dict[str, Any]:
+        return await gateway_status(gw, jobs=store, limits=limit_store)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

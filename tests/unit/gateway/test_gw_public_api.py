@@ -28,16 +28,19 @@ def test_public_names_are_exactly_these() -> None:
         "PromptRegistry",
         "PromptTemplate",
         "PromptVersion",
+        "QuotaUse",
         "Route",
         "SqlJobStore",
         "SqlLedger",
         "StreamResult",
         "Verdict",
+        "budget_caps",
         "create_app",
         "error_body",
         "evaluate",
         "exact_match",
         "gate_verdict",
+        "gateway_status",
         "json_schema_valid",
         "ledger_for",
         "llm_judge",
@@ -46,6 +49,7 @@ def test_public_names_are_exactly_these() -> None:
         "numeric_tolerance",
         "parse_config",
         "regex_match",
+        "spend_report",
     ]
     for name in mloop.gateway.__all__:
         obj = getattr(mloop.gateway, name)
