@@ -100,6 +100,9 @@ class GatewaySettings:
     max_body_bytes: int = 4 * 1024 * 1024
     # Hosts /v1/jobs may POST results to, comma-separated (loopback names always may).
     webhook_hosts: str = ""
+    # OpenTelemetry spans of each request and provider call (GenAI conventions) over OTLP:
+    # the ``otel`` extra; endpoint and service name from the standard OTEL_* variables.
+    traces: bool = False
 
 
 @dataclass(frozen=True)

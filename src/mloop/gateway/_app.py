@@ -44,6 +44,7 @@ from mloop.gateway._ledger import Ledger, MemoryLedger, SqlLedger
 from mloop.gateway._prompts import PromptRegistry
 from mloop.gateway._spending import Spending
 from mloop.gateway._status import gateway_status
+from mloop.gateway._tracing import GatewayTracer
 from mloop.store import MetadataStore
 
 __all__ = ["create_app", "error_body", "ledger_for"]
@@ -162,6 +163,8 @@ def create_app(
     ``[budgets] ledger``).
     """
     gw = gateway or Gateway(config, transport=transport)
+    if gw.tracer is None:
+        gw.tracer = GatewayTracer.from_settings(settings)
     gsettings = settings.gateway if settings is not None else GatewaySettings()
     required = auth if auth is not None else auth_required(gsettings.auth, gsettings.host)
     keys = None

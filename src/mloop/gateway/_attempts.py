@@ -35,6 +35,7 @@ from mloop.gateway._scheduler import Grant, Priority, Scheduler, Ticket
 from mloop.gateway._schema import schema_errors
 from mloop.gateway._spending import Spending
 from mloop.gateway._tokens import text_tokens
+from mloop.gateway._tracing import OFF, RequestTrace
 
 __all__ = ["Attempts"]
 
@@ -94,6 +95,7 @@ class Attempts:
         ticket: Ticket,
         priority: Priority,
         stream: bool,
+        trace: RequestTrace = OFF,
     ) -> ChatResult | StreamResult:
         """Queue, call, and on failure queue again, until an answer or a final error."""
         depth = self.metrics.queue_depth.labels(priority)
@@ -103,15 +105,30 @@ class Attempts:
                 await self.spending.top_up(ticket.hold)
             depth.inc()
             try:
-                grant = await self.scheduler.acquire(ticket)
+                with trace.stage("queue", priority=priority) as span:
+                    grant = await self.scheduler.acquire(ticket)
+                    if span is not None:
+                        span.set_attribute("mloop.deployment", grant.deployment)
+                        span.set_attribute("mloop.waited_s", grant.waited_s)
             finally:
                 depth.dec()
             self.metrics.queue_wait.labels(priority).observe(grant.waited_s)
             ticket.attempts += 1
+            call = trace.call(self.config.deployments[grant.deployment], body)
             try:
-                return await self._call(route, body, ticket, grant, stream)
+                result = await self._call(route, body, ticket, grant, stream)
             except Failure as failure:
+                call.failed(failure.error_type, failure.error)
                 self._on_failure(route, ticket, grant, failure)
+                continue
+            except BaseException as exc:  # cancelled: the caller went away
+                call.failed(type(exc).__name__, exc)
+                raise
+            if isinstance(result, StreamResult):
+                result.chunks = call.follow(result.chunks)
+            else:
+                call.answered(result.response)
+            return result
 
     def _on_failure(self, route: Route, ticket: Ticket, grant: Grant, failure: Failure) -> None:
         name = grant.deployment
@@ -191,6 +208,7 @@ class Attempts:
                     deployment=dep.name,
                 ),
                 kind="transient",
+                error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
             ) from exc
         if response.status_code != 200:
             await response.aread()
@@ -211,6 +229,7 @@ class Attempts:
             raise Failure(
                 Unavailable(f"Deployment {dep.name!r} answered with invalid JSON: {exc}."),
                 kind="transient",
+                error_type="invalid_json",
             ) from exc
         usage = data.get("usage") or {}
         await release(int(usage.get("total_tokens", 0)) or None, response.headers, 200)
@@ -300,6 +319,7 @@ class Attempts:
                     deployment=dep.name,
                 ),
                 kind="deployment",
+                error_type="invalid_output",
             )
 
     def _classify(self, dep: Deployment, response: httpx.Response) -> Failure:

@@ -38,6 +38,7 @@ from mloop.gateway._prompts import PromptSource
 from mloop.gateway._results import ChatResult, StreamResult
 from mloop.gateway._scheduler import Candidate, Priority, Scheduler
 from mloop.gateway._spending import Hold, Spending
+from mloop.gateway._tracing import OFF, GatewayTracer, RequestTrace
 
 __all__ = ["ChatResult", "Gateway", "StreamResult"]
 
@@ -60,8 +61,10 @@ class Gateway:
         spending: Spending | None = None,
         cache: ResponseCache | None = None,
         prompts: PromptSource | None = None,
+        tracer: GatewayTracer | None = None,
     ) -> None:
         self.config = config
+        self.tracer = tracer
         self.prompts = prompts
         self.clock = clock or SystemClock()
         self.metrics = metrics or GatewayMetrics()
@@ -189,6 +192,30 @@ class Gateway:
         stream: bool,
         caller: str | None = None,
     ) -> ChatResult | StreamResult:
+        trace = OFF
+        if self.tracer is not None:
+            trace = self.tracer.request(str(body.get("model", "")), priority, stream)
+        try:
+            result = await self._serve(body, priority, deadline_s, stream, caller, trace)
+        except BaseException as exc:
+            trace.end(exc)
+            raise
+        trace.set(deployment=result.deployment, attempts=result.attempts)
+        if isinstance(result, StreamResult):
+            result.chunks = trace.until_done(result.chunks)  # the request ends with its stream
+        else:
+            trace.end()
+        return result
+
+    async def _serve(
+        self,
+        body: Mapping[str, Any],
+        priority: Priority,
+        deadline_s: float | None,
+        stream: bool,
+        caller: str | None,
+        trace: RequestTrace,
+    ) -> ChatResult | StreamResult:
         route = self._resolved(self.config.route(str(body.get("model", ""))))
         budget = route.timeout_s if deadline_s is None else min(deadline_s, route.timeout_s)
         candidates = self._candidates(route, body)
@@ -200,7 +227,9 @@ class Gateway:
                 cache_key(route.name, d, route.template_for(d).version, caller or "", body)
                 for d in route.chain
             ]
-            hit = await self._cached(route, keys)
+            with trace.stage("cache"):
+                hit = await self._cached(route, keys)
+            trace.set(cache="miss" if hit is None else "hit")
             if hit is not None:
                 return hit  # before any quota or budget: a hit costs nothing
         if "cache" in body:
@@ -214,7 +243,7 @@ class Gateway:
             ticket.hold = hold
             if deadline_s is not None:
                 self.scheduler.check_deadline(ticket)
-            result = await self.attempts.run(route, body, ticket, priority, stream)
+            result = await self.attempts.run(route, body, ticket, priority, stream, trace)
             outcome = "ok"
             if keys and isinstance(result, ChatResult):
                 await self._remember(keys[route.chain.index(result.deployment)], result)
