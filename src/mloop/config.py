@@ -21,6 +21,7 @@ from typing import Any, TypeVar, get_type_hints
 from mloop.errors import ConfigurationError
 
 __all__ = [
+    "DashboardSettings",
     "GatewaySettings",
     "MonitorSettings",
     "ServingSettings",
@@ -106,6 +107,17 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    """What the web dashboard at ``/ui/`` shows besides the server's own parts."""
+
+    # A gateway whose status the Gateway screen shows (``mloop gateway serve``'s URL), and
+    # an admin key for its /v1/status: give the key as MLOOP_DASHBOARD__GATEWAY_KEY.
+    gateway_url: str = ""
+    gateway_key: str = field(default="", repr=False)
+    gateway_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything mloop reads from its environment, immutable once built."""
 
@@ -123,6 +135,7 @@ class Settings:
     serving: ServingSettings = field(default_factory=ServingSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -215,6 +228,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "serving": ServingSettings,
     "monitor": MonitorSettings,
     "gateway": GatewaySettings,
+    "dashboard": DashboardSettings,
 }
 
 
