@@ -61,7 +61,7 @@ def _deployments(deployments: list[dict[str, Any]]) -> str:
                 live(f"{at}.quota.blocked_for_s", q["blocked_for_s"]),
                 live(f"{at}.breaker", d["breaker"], "text"),
                 live(f"{at}.provider_429", d["provider_429"], "int"),
-                live(f"{at}.calls.ok", d["calls"].get("ok", 0), "int"),
+                live(f"{at}.calls.ok", d["calls"]["ok"], "int"),
                 live(f"{at}.fallbacks", d["fallbacks"], "int"),
             ]
         )
@@ -96,9 +96,9 @@ def _requests(status: dict[str, Any]) -> str:
         (
             [
                 esc(route),
-                live(f"status.requests.{route}.ok", n.get("ok", 0), "int"),
-                live(f"status.requests.{route}.error", n.get("error", 0), "int"),
-                live(f"status.requests.{route}.refused", n.get("refused", 0), "int"),
+                live(f"status.requests.{route}.ok", n["ok"], "int"),
+                live(f"status.requests.{route}.error", n["error"], "int"),
+                live(f"status.requests.{route}.refused", n["refused"], "int"),
             ]
             for route, n in status["requests"].items()
         ),

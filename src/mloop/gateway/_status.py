@@ -19,11 +19,14 @@ from mloop.gateway._jobs import JobStore
 from mloop.gateway._scheduler import PRIORITIES
 from mloop.gateway._spend_report import budget_caps, spend_report
 
-__all__ = ["JOB_STATUSES", "SPEND_PERIODS", "gateway_status"]
+__all__ = ["CALL_OUTCOMES", "JOB_STATUSES", "REQUEST_OUTCOMES", "SPEND_PERIODS", "gateway_status"]
 
 log = logging.getLogger(__name__)
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+# Every outcome is listed, with 0 when it has not happened: readers need no defaults.
+CALL_OUTCOMES = ("ok", "rate_limited", "transient", "deployment", "user")
+REQUEST_OUTCOMES = ("ok", "error", "refused")
 SPEND_PERIODS = ("day", "week", "month")
 
 
@@ -34,7 +37,7 @@ async def gateway_status(
     now = gw.clock.monotonic()
     values = gw.metrics.values
     provider_429 = values(gw.metrics.provider_429)
-    calls: dict[str, dict[str, int]] = defaultdict(dict)
+    calls: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(CALL_OUTCOMES, 0))
     for (deployment, outcome), n in values(gw.metrics.calls).items():
         calls[deployment][outcome] = int(n)
     fallbacks = values(gw.metrics.fallbacks)
@@ -54,12 +57,12 @@ async def gateway_status(
                 "quota": usage.to_dict(),
                 "breaker": gw.breakers[name].state(now),
                 "provider_429": int(provider_429.get((name,), 0)),
-                "calls": dict(sorted(calls[name].items())),
+                "calls": calls[name],
                 "fallbacks": served_as_fallback[name],
             }
         )
     depth = values(gw.metrics.queue_depth)
-    requests: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    requests: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(REQUEST_OUTCOMES, 0))
     for (route, _, outcome), n in values(gw.metrics.requests).items():
         requests[route][outcome] += int(n)
     return {
@@ -67,7 +70,7 @@ async def gateway_status(
         "at": gw.clock.now(),
         "deployments": deployments,
         "queue": {p: int(depth.get((p,), 0)) for p in PRIORITIES},
-        "requests": {route: dict(sorted(o.items())) for route, o in sorted(requests.items())},
+        "requests": dict(sorted(requests.items())),
         "fallbacks": [
             {"route": route, "deployment": deployment, "count": int(n)}
             for (route, deployment), n in sorted(fallbacks.items())

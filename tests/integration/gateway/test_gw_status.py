@@ -95,15 +95,21 @@ def test_status_reports_quota_429s_fallbacks_jobs_and_spend(tmp_path: Path) -> N
 
     big, small = status["deployments"]
     assert big["name"] == "big" and big["rpm"] == 6 and big["breaker"] == "closed"
-    assert big["provider_429"] == 1 and big["calls"] == {"rate_limited": 1}
+    assert big["provider_429"] == 1 and big["calls"] == {
+        "ok": 0,
+        "rate_limited": 1,
+        "transient": 0,
+        "deployment": 0,
+        "user": 0,
+    }
     assert big["quota"]["requests_remaining"] < 1  # the 429 emptied it; refilling since
     assert big["quota"]["inflight"] == 0 and big["quota"]["max_concurrency"] == 4
     assert big["quota"]["blocked_for_s"] > 0
-    assert small["provider_429"] == 0 and small["calls"] == {"ok": 2}
+    assert small["provider_429"] == 0 and small["calls"]["ok"] == 2
     assert small["fallbacks"] == 2 and small["quota"]["request_capacity"] == 0  # unlimited
     assert status["fallbacks"] == [{"route": "smart", "deployment": "small", "count": 2}]
     assert status["queue"] == {"interactive": 0, "batch": 0}
-    assert status["requests"] == {"smart": {"ok": 2}}
+    assert status["requests"] == {"smart": {"ok": 2, "error": 0, "refused": 0}}
     assert status["jobs"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 0}
 
     day = {(r["subject"], r["metric"]): r for r in status["spend"]["day"]}
@@ -139,6 +145,6 @@ def test_status_without_keys_or_budgets_has_no_spend(tmp_path: Path) -> None:
 
     status = asyncio.run(scenario())
     assert status["spend"] is None
-    assert status["deployments"][0]["calls"] == {"ok": 1}
+    assert status["deployments"][0]["calls"]["ok"] == 1
     assert 5 <= status["deployments"][0]["quota"]["requests_remaining"] < 6  # one used
     assert status["fallbacks"] == [] and status["jobs"]["succeeded"] == 0

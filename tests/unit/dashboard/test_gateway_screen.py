@@ -32,12 +32,12 @@ STATUS: dict[str, Any] = {
             },
             "breaker": "closed",
             "provider_429": 7,
-            "calls": {"ok": 30, "rate_limited": 7},
+            "calls": {"ok": 30, "rate_limited": 7, "transient": 0, "deployment": 0, "user": 0},
             "fallbacks": 0,
         }
     ],
     "queue": {"interactive": 3, "batch": 11},
-    "requests": {"smart": {"ok": 30, "refused": 1}},
+    "requests": {"smart": {"ok": 30, "error": 0, "refused": 1}},
     "fallbacks": [{"route": "smart", "deployment": "small", "count": 5}],
     "jobs": {"queued": 2, "running": 1, "succeeded": 9, "failed": 0},
     "spend": {
