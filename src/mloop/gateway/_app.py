@@ -255,6 +255,12 @@ def create_app(
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request, principal: Principal = Depends(gateway_key)) -> Response:
+        if gw.tracer is None:
+            return await _chat(request, principal)
+        with gw.tracer.continuing(request.headers):
+            return await _chat(request, principal)
+
+    async def _chat(request: Request, principal: Principal) -> Response:
         body = await _json_body(request, max_body)
         priority, deadline = _options(request)
         caller = _caller(principal)

@@ -1,7 +1,8 @@
 """OpenTelemetry spans of gateway requests, with the GenAI conventions on provider calls.
 
 Off unless ``gateway.traces`` is on; then the ``otel`` extra is imported (never before).
-Each client request is one ``mloop.gateway.request`` span (route, priority, stream,
+Each client request is one ``mloop.gateway.request`` span (a child of the caller's
+``traceparent`` when the HTTP app got one; route, priority, stream,
 cache hit or miss, outcome, the deployment that answered, attempts). Its children:
 ``mloop.gateway.cache`` (the response-cache lookup), ``mloop.gateway.queue`` (each wait
 for a deployment's quota) and one ``chat {model}`` span per provider call. Only the
@@ -15,8 +16,8 @@ HTTP status, e.g. ``429``, or the exception's type). A fallback after a 429 is t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +43,17 @@ class GatewayTracer:
         if settings is None or not settings.gateway.traces:
             return None
         return cls(get_tracer("mloop.gateway", "tracing gateway calls"))
+
+    @contextmanager
+    def continuing(self, headers: Mapping[str, str]) -> Iterator[None]:
+        """Requests started in the block continue the caller's trace (W3C ``traceparent``)."""
+        from opentelemetry import context, propagate
+
+        token = context.attach(propagate.extract(dict(headers)))
+        try:
+            yield
+        finally:
+            context.detach(token)
 
     def request(self, route: str, priority: str, stream: bool) -> RequestTrace:
         """The root span of one client request (ended by ``RequestTrace.end``)."""

@@ -259,3 +259,37 @@ def test_with_traces_off_no_sdk_or_exporter_is_loaded(tmp_path: Path) -> None:
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_http_app_continues_the_callers_trace(
+    exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    provider = MockProvider({"big": MockModel(), "small": MockModel()})
+    gw = gateway(provider)
+    app = create_app(
+        gw.config,
+        gateway=gw,
+        job_store=SqlJobStore(f"sqlite:///{tmp_path / 'jobs.db'}"),
+        auth=False,
+    )
+    exporter.clear()
+
+    async def scenario() -> int:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
+        ):
+            answer = await http.post(
+                "/v1/chat/completions",
+                json=HELLO,
+                headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+            )
+            return answer.status_code
+
+    assert asyncio.run(scenario()) == 200
+    (request,) = by_name(exporter)["mloop.gateway.request"]
+    assert f"{request.context.trace_id:032x}" == trace_id
+    assert request.parent is not None and f"{request.parent.span_id:016x}" == "00f067aa0ba902b7"
+    (call,) = by_name(exporter)["chat big"]
+    assert call.context.trace_id == request.context.trace_id
