@@ -21,8 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from mloop.gateway import Gateway, parse_config
-from mloop.gateway._tracing import GatewayTracer
+from mloop.gateway import Gateway, GatewayTracer, parse_config
 from mloop.gateway.testing import MockModel, MockProvider
 
 CONFIG = {

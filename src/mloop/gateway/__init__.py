@@ -36,6 +36,7 @@ from mloop.gateway._scorers import (
 )
 from mloop.gateway._spend_report import budget_caps, spend_report
 from mloop.gateway._status import gateway_status
+from mloop.gateway._tracing import GatewayTracer
 
 __all__ = [
     "Case",
@@ -47,6 +48,7 @@ __all__ = [
     "Gateway",
     "GatewayConfig",
     "GatewayMetrics",
+    "GatewayTracer",
     "Job",
     "JobRunner",
     "JobStore",

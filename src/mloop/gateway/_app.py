@@ -243,7 +243,7 @@ def create_app(
         if exc.status_code == 404:
             err = NotFound(
                 f"No route {request.method} {request.url.path}. The gateway serves POST "
-                "/v1/chat/completions, GET /v1/models and /v1/jobs; API docs: /docs"
+                "/v1/chat/completions, GET /v1/models, /v1/jobs and /v1/status; API docs: /docs"
             )
         else:
             err = UserError(f"{request.method} {request.url.path}: {exc.detail}.")

@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from mloop.auth import LimitStore
+from mloop.auth import KeyLimits, Limits, LimitStore
 from mloop.gateway._gateway import Gateway
 from mloop.gateway._jobs import JobStore
 from mloop.gateway._scheduler import PRIORITIES
@@ -94,18 +94,18 @@ async def _spend(gw: Gateway, limits: LimitStore | None) -> dict[str, Any] | Non
     at = gw.spending.clock.now()
     out: dict[str, Any] = {}
     await gw.spending.flush()  # uncapped keys' tallies, else up to a second behind
-    for period in SPEND_PERIODS:
-        try:
+    try:
+        keys, teams = await asyncio.to_thread(_limits, limits)
+        for period in SPEND_PERIODS:
             rows = await gw.spending.ledger.rows(period=period, at=at)
-            caps = await asyncio.to_thread(_caps, limits, period)
-        except Exception as exc:  # the status must still answer when the ledger is down
-            log.warning("gateway status: spend ledger unreachable: %r", exc)
-            return {"error": f"The spend ledger could not be read: {exc!r}."}
-        out[period] = spend_report(rows, caps)
+            out[period] = spend_report(rows, budget_caps(keys, teams, period))
+    except Exception as exc:  # the status must still answer when the ledger is down
+        log.warning("gateway status: spend ledger unreachable: %r", exc)
+        return {"error": f"The spend ledger could not be read: {exc!r}."}
     return out
 
 
-def _caps(limits: LimitStore | None, period: str) -> dict[tuple[str, str], float]:
+def _limits(limits: LimitStore | None) -> tuple[list[KeyLimits], dict[str, Limits]]:
     if limits is None:
-        return {}
-    return budget_caps(limits.key_limits(), limits.team_limits(), period)
+        return [], {}
+    return limits.key_limits(), limits.team_limits()

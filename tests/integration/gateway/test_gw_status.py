@@ -148,3 +148,31 @@ def test_status_without_keys_or_budgets_has_no_spend(tmp_path: Path) -> None:
     assert status["deployments"][0]["calls"]["ok"] == 1
     assert 5 <= status["deployments"][0]["quota"]["requests_remaining"] < 6  # one used
     assert status["fallbacks"] == [] and status["jobs"]["succeeded"] == 0
+
+
+def test_status_still_answers_when_the_spend_ledger_is_down() -> None:
+    from mloop.gateway import Gateway, MemoryLedger, gateway_status
+    from mloop.gateway._spending import Spending
+
+    class Down(MemoryLedger):
+        async def rows(self, period: str | None = None, at: float | None = None) -> Any:
+            raise ConnectionError("ledger unreachable")
+
+    class NoLimits:
+        def for_key(self, key_id: str) -> None:
+            return None
+
+    gw = Gateway(parse_config(CONFIG), env={})
+    gw.spending = Spending(NoLimits(), Down(), gw.metrics)
+
+    async def scenario() -> dict[str, Any]:
+        try:
+            return await gateway_status(gw)
+        finally:
+            await gw.aclose()
+
+    status = asyncio.run(scenario())
+    assert status["spend"] == {
+        "error": "The spend ledger could not be read: ConnectionError('ledger unreachable')."
+    }
+    assert status["jobs"] is None and len(status["deployments"]) == 2

@@ -20,8 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from mloop._clock import ManualClock
 from mloop.config import load_settings
 from mloop.errors import InvalidInput
-from mloop.gateway import Gateway, SqlJobStore, create_app, parse_config
-from mloop.gateway._tracing import GatewayTracer
+from mloop.gateway import Gateway, GatewayTracer, SqlJobStore, create_app, parse_config
 from mloop.gateway.testing import MockModel, MockProvider, mock_tokens
 
 MESSAGES = [{"role": "user", "content": "hello there"}]

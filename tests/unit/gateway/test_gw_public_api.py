@@ -16,6 +16,7 @@ def test_public_names_are_exactly_these() -> None:
         "Gateway",
         "GatewayConfig",
         "GatewayMetrics",
+        "GatewayTracer",
         "Job",
         "JobRunner",
         "JobStore",
