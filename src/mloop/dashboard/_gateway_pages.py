@@ -95,12 +95,12 @@ def _requests(status: dict[str, Any]) -> str:
         ["Route", "Ok", "Errors", "Refused"],
         (
             [
-                esc(route),
-                live(f"status.requests.{route}.ok", n["ok"], "int"),
-                live(f"status.requests.{route}.error", n["error"], "int"),
-                live(f"status.requests.{route}.refused", n["refused"], "int"),
+                esc(r["route"]),
+                live(f"status.requests.{i}.ok", r["ok"], "int"),
+                live(f"status.requests.{i}.error", r["error"], "int"),
+                live(f"status.requests.{i}.refused", r["refused"], "int"),
             ]
-            for route, n in status["requests"].items()
+            for i, r in enumerate(status["requests"])
         ),
         empty="No requests yet: point an OpenAI client at the gateway's /v1.",
     )

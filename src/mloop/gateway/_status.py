@@ -70,7 +70,7 @@ async def gateway_status(
         "at": gw.clock.now(),
         "deployments": deployments,
         "queue": {p: int(depth.get((p,), 0)) for p in PRIORITIES},
-        "requests": dict(sorted(requests.items())),
+        "requests": [{"route": route, **n} for route, n in sorted(requests.items())],
         "fallbacks": [
             {"route": route, "deployment": deployment, "count": int(n)}
             for (route, deployment), n in sorted(fallbacks.items())

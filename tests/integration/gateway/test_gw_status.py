@@ -109,7 +109,7 @@ def test_status_reports_quota_429s_fallbacks_jobs_and_spend(tmp_path: Path) -> N
     assert small["fallbacks"] == 2 and small["quota"]["request_capacity"] == 0  # unlimited
     assert status["fallbacks"] == [{"route": "smart", "deployment": "small", "count": 2}]
     assert status["queue"] == {"interactive": 0, "batch": 0}
-    assert status["requests"] == {"smart": {"ok": 2, "error": 0, "refused": 0}}
+    assert status["requests"] == [{"route": "smart", "ok": 2, "error": 0, "refused": 0}]
     assert status["jobs"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 0}
 
     day = {(r["subject"], r["metric"]): r for r in status["spend"]["day"]}

@@ -37,7 +37,7 @@ STATUS: dict[str, Any] = {
         }
     ],
     "queue": {"interactive": 3, "batch": 11},
-    "requests": {"smart": {"ok": 30, "error": 0, "refused": 1}},
+    "requests": [{"route": "smart", "ok": 30, "error": 0, "refused": 1}],
     "fallbacks": [{"route": "smart", "deployment": "small", "count": 5}],
     "jobs": {"queued": 2, "running": 1, "succeeded": 9, "failed": 0},
     "spend": {
@@ -118,7 +118,7 @@ def test_the_page_shows_each_number_of_the_status_live() -> None:
         ("status.deployments.0.provider_429", "7"),
         ("status.deployments.0.calls.ok", "30"),
         ("status.fallbacks.0.count", "5"),
-        ("status.requests.smart.refused", "1"),
+        ("status.requests.0.refused", "1"),
         ("status.spend.day.0.spent", "1.25"),
     ]:
         assert f'data-field="{path}"' in page, path
