@@ -21,6 +21,7 @@ from typing import Any, TypeVar, get_type_hints
 from mloop.errors import ConfigurationError
 
 __all__ = [
+    "DashboardSettings",
     "GatewaySettings",
     "MonitorSettings",
     "ServingSettings",
@@ -100,6 +101,20 @@ class GatewaySettings:
     max_body_bytes: int = 4 * 1024 * 1024
     # Hosts /v1/jobs may POST results to, comma-separated (loopback names always may).
     webhook_hosts: str = ""
+    # OpenTelemetry spans of each request and provider call (GenAI conventions) over OTLP:
+    # the ``otel`` extra; endpoint and service name from the standard OTEL_* variables.
+    traces: bool = False
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    """What the web dashboard at ``/ui/`` shows besides the server's own parts."""
+
+    # A gateway whose status the Gateway screen shows (``mloop gateway serve``'s URL), and
+    # an admin key for its /v1/status: give the key as MLOOP_DASHBOARD__GATEWAY_KEY.
+    gateway_url: str = ""
+    gateway_key: str = field(default="", repr=False)
+    gateway_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,7 @@ class Settings:
     serving: ServingSettings = field(default_factory=ServingSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -220,6 +236,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "serving": ServingSettings,
     "monitor": MonitorSettings,
     "gateway": GatewaySettings,
+    "dashboard": DashboardSettings,
 }
 
 

@@ -4,13 +4,17 @@ A model with traffic, labels and a running canary; the test opens ``/ui/``, clic
 through Model, Compare, Version, Monitor (picking a version with the keyboard), Rollout
 (the latency chart of both sides) and Alerts & runs, watches a number change without a
 reload, rolls the canary back from its button, and checks that no page asked any
-host but the server. Screenshots land in the test's tmp folder.
+host but the server. A second walk opens the Gateway screen of a real ``mloop gateway
+serve`` on the mock provider. Screenshots land in the test's tmp folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,15 +24,17 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from processes import free_port, wait_ready
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from mloop.auth import KeyStore
-from mloop.config import Settings
+from mloop.auth import KeyStore, Limits, LimitStore
+from mloop.config import DashboardSettings, Settings
 from mloop.pipelines import RunStore
 from mloop.registry import Registry
 from mloop.rollout import CanaryPolicy, Guard, Rollouts
 from mloop.server import ServerHandle, run_in_background
+from mloop.store import MetadataStore
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 20_000
@@ -317,3 +323,146 @@ def test_a_view_key_cannot_roll_back_and_a_deploy_key_can(
             browser.close()
     assert Rollouts(registry).status("iris")[0].phase == "rolled_back"
     assert Rollouts(registry).history("iris")[-1]["actor"] == "dashboard:operator"
+
+
+GATEWAY_CONFIG = """
+[[deployments]]
+name = "big"
+base_url = "{provider}/v1"
+model = "big"
+input_cost_per_1k = 1.0
+output_cost_per_1k = 2.0
+
+[[deployments]]
+name = "small"
+base_url = "{provider}/v1"
+model = "small"
+input_cost_per_1k = 0.5
+output_cost_per_1k = 1.0
+
+[routes.smart]
+chain = ["big", "small"]
+"""
+HELLO = {"model": "smart", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 16}
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes the test starts; each is stopped (by its own handle) at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _start(procs: list[subprocess.Popen[bytes]], args: list[str], ready: str, **env: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    procs.append(proc)
+    wait_ready(ready, proc)
+
+
+def test_walk_the_gateway_screen_of_a_real_gateway(
+    sync_playwright: Any,
+    settings: Settings,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    # Keys in the home the gateway serves from: an admin key for the dashboard, a budgeted bot.
+    store = MetadataStore.from_settings(settings)
+    keys = KeyStore(store)
+    admin = keys.create("dashboard", ["admin"])[1]
+    bot_info, bot = keys.create("search-bot", ["gateway"])
+    LimitStore(store).set_team("search", Limits(budgets_usd={"week": 50.0}))
+    LimitStore(store).set_key(bot_info.key_id, Limits(budgets_usd={"day": 5.0}), team="search")
+    store.dispose()
+
+    port = free_port()
+    provider = f"http://127.0.0.1:{port}"
+    models = json.dumps({"big": {"rpm": 1}, "small": {}})  # "big": one request a minute
+    _start(
+        processes,
+        ["-m", "mloop.gateway.testing", "--port", str(port), "--models", models],
+        f"{provider}/v1/models",
+    )
+    # Someone else takes "big"'s one request: the gateway's first call there is a 429.
+    assert httpx.post(f"{provider}/v1/chat/completions", json={**HELLO, "model": "big"}).is_success
+    config = tmp_path / "gateway.toml"
+    config.write_text(GATEWAY_CONFIG.format(provider=provider))
+    port = free_port()
+    gateway = f"http://127.0.0.1:{port}"
+    _start(
+        processes,
+        ["-m", "mloop.cli._gateway", "serve", "--config", str(config), "--port", str(port)],
+        f"{gateway}/healthz",
+        MLOOP_HOME=str(settings.home),
+        MLOOP_GATEWAY__AUTH="on",
+    )
+    as_bot = {"authorization": f"Bearer {bot}"}
+    with httpx.Client(base_url=gateway, headers=as_bot, timeout=30) as http:
+        for _ in range(2):
+            answer = http.post("/v1/chat/completions", json=HELLO)
+            assert answer.status_code == 200 and answer.headers["x-mloop-deployment"] == "small"
+        job = http.post("/v1/jobs", json=HELLO).json()
+        for _ in range(200):
+            if http.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded":
+                break
+            time.sleep(0.05)
+
+    dashboard = DashboardSettings(gateway_url=gateway, gateway_key=admin)
+    handle, registry = _serve(replace(settings, dashboard=dashboard), auth=False)
+    server = urlsplit(handle.url).netloc
+    asked: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.set_default_timeout(TIMEOUT_MS)
+                page.on("request", lambda request: asked.append(request.url))
+                page.goto(handle.url + "/ui/")
+                page.get_by_role("link", name="Gateway", exact=True).click()  # one click
+                page.wait_for_url("**/ui/gateway")
+                deployments = page.locator("section", has_text="Deployments")
+                big = deployments.locator("tbody tr", has_text="big").inner_text()
+                assert "openai · big" in big and "closed" in big
+                field = 'data-field="status.deployments.{}"'.format
+                expect(page.locator(f"[{field('0.provider_429')}]")).to_have_text("1")
+                expect(page.locator(f"[{field('1.fallbacks')}]")).to_have_text("3")
+                expect(page.locator('[data-field="status.jobs.succeeded"]')).to_have_text("1")
+                expect(page.locator('[data-field="status.queue.interactive"]')).to_have_text("0")
+                fallbacks = page.locator("section", has_text="Requests and fallbacks").inner_text()
+                assert "smart" in fallbacks and "small" in fallbacks
+                spend = page.locator("section", has_text="Spend").inner_text()
+                assert f"key:{bot_info.key_id}" in spend and "team:search" in spend
+                assert "route:smart" in spend and "deployment:small" in spend
+
+                # Live: one more request through the gateway shows up without a reload.
+                calls = page.locator(f"[{field('1.calls.ok')}]")
+                expect(calls).to_have_text("3")
+                answer = httpx.post(f"{gateway}/v1/chat/completions", json=HELLO, headers=as_bot)
+                assert answer.status_code == 200
+                expect(calls).to_have_text("4", timeout=TIMEOUT_MS)
+                assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+                page.screenshot(path=str(tmp_path / "gateway.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        handle.stop()
+        registry.store.dispose()
+    # The page read the gateway through the server: the browser asked no other host.
+    assert [u for u in asked if urlsplit(u).netloc != server] == []
+    assert (tmp_path / "gateway.png").stat().st_size > 10_000

@@ -79,7 +79,7 @@ def spend(
     import time
 
     from mloop.auth import LimitStore
-    from mloop.gateway import ledger_for, load_config
+    from mloop.gateway import budget_caps, ledger_for, load_config, spend_report
     from mloop.store import MetadataStore
 
     if period not in ("minute", "day", "week", "month"):
@@ -93,23 +93,11 @@ def spend(
             gateway_config = None  # no gateway config: the SQL ledger
         ledger = ledger_for(gateway_config, store)
         rows = asyncio.run(ledger.rows(period=period, at=time.time()))
-        caps = _caps(LimitStore(store), period)
+        limits = LimitStore(store)
+        caps = budget_caps(limits.key_limits(), limits.team_limits(), period)
     except MloopError as exc:
         raise fail(exc) from exc
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        scale = 1_000_000 if r.metric == "usd" else 1
-        out.append(
-            {
-                "subject": r.subject,
-                "metric": r.metric,
-                "period": r.period,
-                "window_start": r.start,
-                "spent": r.spent / scale,
-                "held": r.reserved / scale,
-                "cap": caps.get((r.subject, r.metric)),
-            }
-        )
+    out = spend_report(rows, caps)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
@@ -123,20 +111,3 @@ def spend(
         cap = "" if o["cap"] is None else f"{o['cap']:g}"
         table.add_row(o["subject"], o["metric"], f"{o['spent']:g}", f"{o['held']:g}", cap)
     make_console().print(table)
-
-
-def _caps(limits: Any, period: str) -> dict[tuple[str, str], float]:
-    caps: dict[tuple[str, str], float] = {}
-    for key in limits.key_limits():
-        for usd_period, usd in key.limits.budgets_usd.items():
-            if usd_period == period:
-                caps[(f"key:{key.key_id}", "usd")] = usd
-        if period == "minute":
-            if key.limits.rpm:
-                caps[(f"key:{key.key_id}", "requests")] = key.limits.rpm
-            if key.limits.tpm:
-                caps[(f"key:{key.key_id}", "tokens")] = key.limits.tpm
-    for name, team_limits in limits.team_limits().items():
-        if period in team_limits.budgets_usd:
-            caps[(f"team:{name}", "usd")] = team_limits.budgets_usd[period]
-    return caps

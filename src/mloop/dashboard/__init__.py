@@ -2,7 +2,8 @@
 
 Models, one model (versions, metric trend, alias history), one version (lineage,
 contract, profile, gate, audit), two versions compared, the monitor's windows, the
-rollout with its guards and commands, alerts and pipeline runs. Every number is
+rollout with its guards and commands, alerts and pipeline runs, and the LLM gateway's
+status (``[dashboard] gateway_url``). Every number is
 read from the library's own plain data (``Monitor.status``, the registry,
 ``Rollouts``, the run store, the alert history); each page has a JSON twin under
 ``/ui/api/…`` that the page polls to refresh itself. The charts are drawn by a small
@@ -19,6 +20,7 @@ from mloop.dashboard._catalog_views import (
     models_overview,
     version_detail,
 )
+from mloop.dashboard._gateway_views import GatewayFeed, gateway_view
 from mloop.dashboard._live_views import (
     activity,
     latency_series,
@@ -34,6 +36,7 @@ from mloop.dashboard._sources import Sources, TrafficSnapshot
 
 __all__ = [
     "COOKIE",
+    "GatewayFeed",
     "Recent",
     "Sources",
     "TrafficSnapshot",
@@ -42,6 +45,7 @@ __all__ = [
     "compare_versions",
     "contract_diff",
     "dashboard_router",
+    "gateway_view",
     "latency_series",
     "latency_step",
     "model_detail",

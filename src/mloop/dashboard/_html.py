@@ -39,6 +39,7 @@ __all__ = [
 NAV = (
     ("Models", "/ui/"),
     ("Alerts & runs", "/ui/activity"),
+    ("Gateway", "/ui/gateway"),
 )
 
 

@@ -25,6 +25,8 @@ from mloop.dashboard import _catalog_pages as catalog_pages
 from mloop.dashboard import _catalog_views as catalog
 from mloop.dashboard import _live_pages as live_pages
 from mloop.dashboard import _live_views as live
+from mloop.dashboard._gateway_pages import gateway_page
+from mloop.dashboard._gateway_views import gateway_view
 from mloop.dashboard._sources import Sources
 from mloop.errors import Forbidden, InvalidInput, MloopError, NotFound, Unauthenticated
 from mloop.rollout import Rollouts
@@ -227,6 +229,14 @@ def dashboard_router(sources: Sources, guard: Guard) -> APIRouter:
     @router.get("/api/activity")
     async def activity_api(request: Request) -> Response:
         return await api(request, lambda: live.activity(sources))
+
+    @router.get("/gateway")
+    async def gateway_screen(request: Request) -> Response:
+        return await html(request, lambda: gateway_page(gateway_view(sources)))
+
+    @router.get("/api/gateway")
+    async def gateway_api(request: Request) -> Response:
+        return await api(request, lambda: gateway_view(sources))
 
     @router.post("/login")
     async def login(request: Request) -> Response:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mloop.dashboard._recent import Recent
 
 if TYPE_CHECKING:
+    from mloop.dashboard._gateway_views import GatewayFeed
     from mloop.monitor.live import Alerter, Monitor
     from mloop.registry import Registry
     from mloop.rollout import ObservationSource, TrafficCounts
@@ -34,3 +35,5 @@ class Sources:
     traffic_counts: TrafficCounts | None = None
     # Monitor reads (drift of the last hour, Monitor pages) kept this long for every reader.
     recent: Recent = field(default_factory=Recent)
+    # The gateway the Gateway screen reads (``[dashboard] gateway_url``), if any.
+    gateway: GatewayFeed | None = None

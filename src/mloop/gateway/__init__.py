@@ -26,6 +26,7 @@ from mloop.gateway._limiter import Limiter, LocalLimiter
 from mloop.gateway._live_ab import LiveAB
 from mloop.gateway._metrics import GatewayMetrics
 from mloop.gateway._prompts import PromptRegistry, PromptVersion
+from mloop.gateway._quota import QuotaUse
 from mloop.gateway._scheduler import Priority
 from mloop.gateway._scorers import (
     Case,
@@ -36,6 +37,9 @@ from mloop.gateway._scorers import (
     numeric_tolerance,
     regex_match,
 )
+from mloop.gateway._spend_report import budget_caps, spend_report
+from mloop.gateway._status import gateway_status
+from mloop.gateway._tracing import GatewayTracer
 
 __all__ = [
     "AbDecision",
@@ -50,6 +54,7 @@ __all__ = [
     "Gateway",
     "GatewayConfig",
     "GatewayMetrics",
+    "GatewayTracer",
     "Job",
     "JobRunner",
     "JobStore",
@@ -63,6 +68,7 @@ __all__ = [
     "PromptRegistry",
     "PromptTemplate",
     "PromptVersion",
+    "QuotaUse",
     "Route",
     "SqlJobStore",
     "SqlLedger",
@@ -70,11 +76,13 @@ __all__ = [
     "Verdict",
     "ab_decision",
     "assign_arm",
+    "budget_caps",
     "create_app",
     "error_body",
     "evaluate",
     "exact_match",
     "gate_verdict",
+    "gateway_status",
     "json_schema_valid",
     "ledger_for",
     "llm_judge",
@@ -83,4 +91,5 @@ __all__ = [
     "numeric_tolerance",
     "parse_config",
     "regex_match",
+    "spend_report",
 ]

@@ -1,4 +1,5 @@
-"""The gateway's HTTP face: OpenAI-compatible chat completions, models, async jobs, metrics."""
+"""The gateway's HTTP face: OpenAI-compatible chat completions, models, async jobs, metrics,
+status."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ from mloop.gateway._ledger import Ledger, MemoryLedger, SqlLedger
 from mloop.gateway._live_ab import LiveAB, Observed
 from mloop.gateway._prompts import PromptRegistry
 from mloop.gateway._spending import Spending
+from mloop.gateway._status import gateway_status
+from mloop.gateway._tracing import GatewayTracer
 from mloop.store import MetadataStore
 
 __all__ = ["create_app", "error_body", "ledger_for"]
@@ -154,7 +157,8 @@ def create_app(
 ) -> FastAPI:
     """The gateway ASGI app; jobs persist in ``<home>/gateway.db`` unless a store is given.
 
-    ``auth``: require API keys with scope ``gateway`` (``admin`` for ``/metrics``);
+    ``auth``: require API keys with scope ``gateway`` (``admin`` for ``/metrics`` and
+    ``/v1/status``);
     default from ``settings.gateway.auth`` and host, as ``mloop serve`` decides.
     ``webhook_hosts``: where ``/v1/jobs`` may send results besides loopback (default
     ``settings.gateway.webhook_hosts``). With keys, each key's limits (routes, RPM/TPM,
@@ -162,17 +166,21 @@ def create_app(
     ``[budgets] ledger``).
     """
     gw = gateway or Gateway(config, transport=transport)
+    if gw.tracer is None:
+        gw.tracer = GatewayTracer.from_settings(settings)
     gsettings = settings.gateway if settings is not None else GatewaySettings()
     required = auth if auth is not None else auth_required(gsettings.auth, gsettings.host)
     keys = None
+    limit_store: LimitStore | None = None
     if required:
         if settings is None:
             raise ConfigurationError("The gateway needs settings to check API keys.")
         metadata = MetadataStore.from_settings(settings)
         keys = KeyStore(metadata)
+        limit_store = LimitStore(metadata)
         if gw.spending is None:
             gw.spending = Spending(
-                LimitStore(metadata),
+                limit_store,
                 ledger or ledger_for(config, metadata),
                 gw.metrics,
                 fail_open=config.budget_fail_open,
@@ -239,7 +247,7 @@ def create_app(
         if exc.status_code == 404:
             err = NotFound(
                 f"No route {request.method} {request.url.path}. The gateway serves POST "
-                "/v1/chat/completions, GET /v1/models and /v1/jobs; API docs: /docs"
+                "/v1/chat/completions, GET /v1/models, /v1/jobs and /v1/status; API docs: /docs"
             )
         else:
             err = UserError(f"{request.method} {request.url.path}: {exc.detail}.")
@@ -281,6 +289,12 @@ def create_app(
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request, principal: Principal = Depends(gateway_key)) -> Response:
+        if gw.tracer is None:
+            return await _chat(request, principal)
+        with gw.tracer.continuing(request.headers):
+            return await _chat(request, principal)
+
+    async def _chat(request: Request, principal: Principal) -> Response:
         body = await _json_body(request, max_body)
         priority, deadline = _options(request)
         caller = _caller(principal)
@@ -364,6 +378,10 @@ def create_app(
     @app.get("/metrics", dependencies=[Depends(admin_key)])
     async def metrics() -> Response:
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/status", dependencies=[Depends(admin_key)])
+    async def status() -> dict[str, Any]:
+        return await gateway_status(gw, jobs=store, limits=limit_store)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -21,11 +21,20 @@ __all__ = ["Failure", "classify_status"]
 class Failure(Exception):
     """One failed attempt, classified."""
 
-    def __init__(self, error: MloopError, *, kind: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        error: MloopError,
+        *,
+        kind: str,
+        retry_after: float | None = None,
+        error_type: str = "",
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.kind = kind  # "rate_limited" | "transient" | "deployment" | "user"
         self.retry_after = retry_after
+        # What went wrong, for traces' ``error.type``: the HTTP status, or a short name.
+        self.error_type = error_type or kind
 
 
 def provider_message(response: httpx.Response) -> str:
@@ -44,6 +53,12 @@ def classify_status(
     dep: Deployment, response: httpx.Response, retry_after: float | None
 ) -> Failure:
     """The failure a non-200 provider answer stands for."""
+    failure = _classify(dep, response, retry_after)
+    failure.error_type = str(response.status_code)
+    return failure
+
+
+def _classify(dep: Deployment, response: httpx.Response, retry_after: float | None) -> Failure:
     status = response.status_code
     detail = provider_message(response)
     if status == 429:

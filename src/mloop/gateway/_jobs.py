@@ -91,6 +91,10 @@ class JobStore(Protocol):
         """Jobs queued or running, oldest first."""
         ...
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many jobs are in each status (only statuses that have jobs)."""
+        ...
+
 
 def _row_to_job(row: Any) -> Job:
     return Job(
@@ -141,6 +145,13 @@ class SqlJobStore:
         values["updated_at"] = time.time()
         with self.engine.begin() as conn:
             conn.execute(_jobs.update().where(_jobs.c.id == job_id).values(**values))
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(_jobs.c.status, sa.func.count()).group_by(_jobs.c.status)
+            ).all()
+        return {str(status): int(n) for status, n in rows}
 
     def unfinished(self) -> list[Job]:
         with self.engine.connect() as conn:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mloop.gateway._config import Deployment
-from mloop.gateway._quota import Observation, Quota
+from mloop.gateway._quota import Observation, Quota, QuotaUse
 
 __all__ = ["Admission", "Lease", "Limiter", "LocalLimiter"]
 
@@ -51,6 +51,10 @@ class Limiter(Protocol):
         """Correct the quota from what the provider reported for ``lease``'s call."""
         ...
 
+    async def usage(self, deployment: str, now: float) -> QuotaUse:
+        """What is left of ``deployment``'s quota now (for the status page)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...
@@ -87,6 +91,9 @@ class LocalLimiter:
 
     async def observe(self, lease: Lease, obs: Observation, now: float) -> None:
         self.quotas[lease.deployment].observe(obs, lease.mark, lease.tokens, now)
+
+    async def usage(self, deployment: str, now: float) -> QuotaUse:
+        return self.quotas[deployment].usage(now)
 
     async def aclose(self) -> None:
         return None

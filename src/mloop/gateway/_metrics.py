@@ -97,6 +97,21 @@ class GatewayMetrics:
             registry=r,
         )
 
+    @staticmethod
+    def values(metric: Counter | Gauge) -> dict[tuple[str, ...], float]:
+        """A counter's or gauge's current value per label tuple (what ``/metrics`` shows)."""
+        return _values(metric)
+
     def render(self) -> bytes:
         """The text exposition format for ``/metrics``."""
         return generate_latest(self.registry)
+
+
+def _values(metric: Counter | Gauge) -> dict[tuple[str, ...], float]:
+    out: dict[tuple[str, ...], float] = {}
+    for family in metric.collect():
+        wanted = (family.name, family.name + "_total")  # a counter's value is its _total
+        for sample in family.samples:
+            if sample.name in wanted:
+                out[tuple(sample.labels.values())] = sample.value  # in label order
+    return out

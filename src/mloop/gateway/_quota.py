@@ -27,6 +27,7 @@ __all__ = [
     "TOKEN_RESERVE",
     "Observation",
     "Quota",
+    "QuotaUse",
     "TokenBucket",
 ]
 
@@ -101,6 +102,35 @@ class Observation:
     send_delay_s: float = 0.0  # time the call waited for a connection after admission
 
 
+@dataclass(frozen=True)
+class QuotaUse:
+    """How much of one deployment's quota is left now, against what it allows.
+
+    ``*_remaining`` may be negative (calls admitted on credit, paid back by the
+    refill); a capacity of 0 means that limit is not configured.
+    """
+
+    requests_remaining: float
+    request_capacity: float
+    tokens_remaining: float
+    token_capacity: float
+    inflight: int
+    max_concurrency: int
+    blocked_for_s: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain JSON numbers, rounded for reading."""
+        return {
+            "requests_remaining": round(self.requests_remaining, 2),
+            "request_capacity": round(self.request_capacity, 2),
+            "tokens_remaining": round(self.tokens_remaining, 2),
+            "token_capacity": round(self.token_capacity, 2),
+            "inflight": self.inflight,
+            "max_concurrency": self.max_concurrency,
+            "blocked_for_s": round(self.blocked_for_s, 3),
+        }
+
+
 class Quota:
     """One deployment's quota as this gateway believes it is."""
 
@@ -159,6 +189,20 @@ class Quota:
         self.charged_tokens += tokens
         self.sent_at[self.seq] = now
         return mark
+
+    def usage(self, now: float) -> QuotaUse:
+        """What is left of the quota at ``now`` (refilled first)."""
+        self.requests.refill(now)
+        self.tokens.refill(now)
+        return QuotaUse(
+            requests_remaining=self.requests.level,
+            request_capacity=self.requests.capacity,
+            tokens_remaining=self.tokens.level,
+            token_capacity=self.tokens.capacity,
+            inflight=self.inflight,
+            max_concurrency=self.max_concurrency,
+            blocked_for_s=max(0.0, self.blocked_until - now),
+        )
 
     def release(self) -> None:
         """A call finished; its concurrency slot is free."""

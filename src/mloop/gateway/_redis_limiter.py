@@ -14,7 +14,7 @@ from typing import Any
 from mloop._deps import require
 from mloop.gateway._config import Deployment
 from mloop.gateway._limiter import Admission, Lease
-from mloop.gateway._quota import REQUEST_RESERVE, TOKEN_RESERVE, Observation
+from mloop.gateway._quota import REQUEST_RESERVE, TOKEN_RESERVE, Observation, QuotaUse
 
 __all__ = ["RedisLimiter"]
 
@@ -129,6 +129,15 @@ return 1
 """
 )
 
+_USAGE = (
+    _REFILL
+    + """
+local inflight = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
+return {tostring(rl), tostring(rc), tostring(tl), tostring(tc), tostring(math.max(0, bu - now)),
+        inflight}
+"""
+)
+
 
 def _arg(value: float | None) -> str:
     return "" if value is None else repr(float(value))
@@ -152,6 +161,7 @@ class RedisLimiter:
         self._redis: Any = redis_asyncio.Redis.from_url(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._observe = self._redis.register_script(_OBSERVE)
+        self._usage = self._redis.register_script(_USAGE)
 
     def _keys(self, name: str) -> list[str]:
         base = f"{self.prefix}quota:{name}"
@@ -209,6 +219,12 @@ class RedisLimiter:
             repr(obs.send_delay_s),
         ]
         await self._observe(keys=self._keys(lease.deployment)[:1], args=args)
+
+    async def usage(self, deployment: str, now: float) -> QuotaUse:
+        dep = self.deployments[deployment]
+        reply = await self._usage(keys=self._keys(deployment), args=self._init_args(dep))
+        rl, rc, tl, tc, blocked = (float(x) for x in reply[:5])
+        return QuotaUse(rl, rc, tl, tc, int(reply[5]), dep.max_concurrency, blocked)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

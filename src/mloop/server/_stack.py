@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import FastAPI
 
 from mloop._clock import Clock, SystemClock
-from mloop.config import Settings
-from mloop.dashboard import Recent, Sources, dashboard_router
+from mloop.config import DashboardSettings, Settings
+from mloop.dashboard import GatewayFeed, Recent, Sources, dashboard_router
 from mloop.rollout import Controller, TrafficLedger, TrafficRecorder
 from mloop.server._guards import GuardStats, LiveObservations
 from mloop.server._loops import Lease, LoopRunner, alert_step, alert_tick_s, build_triggers
@@ -199,14 +199,22 @@ def build_app(
         stack.loops.append(LoopRunner("triggers", triggers.tick, TRIGGER_TICK_S, lease, clock))
     app.state.stack = stack
     app.include_router(
-        dashboard_router(_dashboard_sources(stack, registry, engine, clock, ledger), serving.guard)
+        dashboard_router(
+            _dashboard_sources(stack, registry, engine, clock, ledger, settings.dashboard),
+            serving.guard,
+        )
     )
     _wrap_lifespan(app, stack)
     return app
 
 
 def _dashboard_sources(
-    stack: Stack, registry: Registry, engine: Any, clock: Clock, ledger: TrafficLedger
+    stack: Stack,
+    registry: Registry,
+    engine: Any,
+    clock: Clock,
+    ledger: TrafficLedger,
+    dashboard: DashboardSettings,
 ) -> Sources:
     """What the dashboard reads: the stack's parts, serving's live stats, the fleet's tallies."""
     return Sources(
@@ -219,7 +227,15 @@ def _dashboard_sources(
         traffic_counts=ledger,
         # As fresh as the guards' monitor numbers: the log changes at compaction.
         recent=Recent(min(10.0, registry.settings.monitor.compact_interval_s), clock=clock),
+        gateway=_gateway_feed(dashboard),
     )
+
+
+def _gateway_feed(settings: DashboardSettings) -> GatewayFeed | None:
+    """The gateway the dashboard's Gateway screen reads, when one is configured."""
+    if not settings.gateway_url:
+        return None
+    return GatewayFeed(settings.gateway_url, settings.gateway_key, settings.gateway_timeout_s)
 
 
 def _flush_traffic(ledger: TrafficLedger, recorder: TrafficRecorder, clock: Clock) -> None:

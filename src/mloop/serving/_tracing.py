@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from mloop._otel import error_status, get_tracer
 from mloop.config import Settings
 
 __all__ = ["BatchTiming", "PredictionTracer", "batch_timing"]
@@ -60,10 +61,8 @@ class PredictionTracer:
             return None
         from mloop._deps import require
 
-        trace = require("opentelemetry.trace", "tracing predictions")
-        propagate = require("opentelemetry.propagate", "tracing predictions")
-        _ensure_provider(trace)
-        return cls(trace.get_tracer("mloop.serving"), propagate)
+        tracer = get_tracer("mloop.serving", "tracing predictions")
+        return cls(tracer, require("opentelemetry.propagate", "tracing predictions"))
 
     @contextmanager
     def request(self, model: str, headers: Mapping[str, str], api: str) -> Iterator[RequestSpans]:
@@ -140,37 +139,13 @@ class RequestSpans:
         for index, (name, start, end, attributes) in enumerate(stages):
             span = self._child(name, start, attributes)
             if self._error and index == len(stages) - 1:  # the stage it failed in
-                span.set_status(_error_status(self._error))
+                span.set_status(error_status(self._error))
             span.end(end_time=max(start, end))
         if self._error:
-            self.root.set_status(_error_status(self._error))
+            self.root.set_status(error_status(self._error))
         self.root.end()
 
     def _child(self, name: str, start_ns: int, attributes: dict[str, Any] | None = None) -> Any:
         return self._tracer.start_span(
             name, context=self._context, start_time=start_ns, attributes=attributes
         )
-
-
-def _error_status(name: str) -> Any:
-    from opentelemetry.trace import Status, StatusCode
-
-    return Status(StatusCode.ERROR, name)
-
-
-def _ensure_provider(trace: Any) -> None:
-    """Install an SDK provider exporting OTLP over HTTP unless the process has one.
-
-    The exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` variables and the provider
-    ``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES``, as every OTel SDK does.
-    """
-    if type(trace.get_tracer_provider()).__name__ != "ProxyTracerProvider":
-        return  # the application (or a test) configured one already
-    from mloop._deps import require
-
-    sdk = require("opentelemetry.sdk.trace", "tracing predictions")
-    export = require("opentelemetry.sdk.trace.export", "tracing predictions")
-    otlp = require("opentelemetry.exporter.otlp.proto.http.trace_exporter", "exporting traces")
-    provider = sdk.TracerProvider()
-    provider.add_span_processor(export.BatchSpanProcessor(otlp.OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)

@@ -27,6 +27,7 @@ PAGES = [
     "/ui/models/iris/monitor?since=1h&window=5m",
     "/ui/models/iris/rollout",
     "/ui/activity",
+    "/ui/gateway",
 ]
 
 
@@ -286,3 +287,27 @@ def test_the_rollout_page_charts_each_sides_latency_from_the_fleets_tallies(
         assert any(p is not None and p > 0 for p in series["p99_ms"])
     page = open_client.get("/ui/models/iris/rollout").text
     assert 'data-chart="latency"' in page and "stable vs candidate" in page
+
+
+def test_gateway_screen_says_what_to_configure(
+    open_client: TestClient, settings: Settings, registry: Registry
+) -> None:
+    page = open_client.get("/ui/").text
+    assert '<a href="/ui/gateway">Gateway</a>' in page  # one click from the first screen
+    empty = open_client.get("/ui/gateway").text
+    assert "No gateway configured: set [dashboard] gateway_url" in empty
+    data = open_client.get("/ui/api/gateway").json()
+    assert data["configured"] is False and data["status"] is None
+    assert data["error"].startswith("No gateway configured")
+    # A gateway that is configured but not there: the page says what to check, at once.
+    nowhere = replace(
+        settings,
+        dashboard=replace(settings.dashboard, gateway_url="http://127.0.0.1:9", gateway_key="k"),
+    )
+    with TestClient(build_app(nowhere, registry=registry, auth=False)) as client:
+        started = time.monotonic()
+        response = client.get("/ui/gateway")
+        assert time.monotonic() - started < 10  # a short timeout, never a hung page
+    assert response.status_code == 200
+    assert "Could not reach the gateway at http://127.0.0.1:9/v1/status" in response.text
+    assert "check [dashboard] gateway_url" in response.text

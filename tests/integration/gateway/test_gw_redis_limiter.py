@@ -97,3 +97,33 @@ def test_headers_reanchor_the_shared_copy(redis_url: str) -> None:
         return [small.ok, big.ok]
 
     assert asyncio.run(scenario()) == [True, False]
+
+
+def test_usage_reads_the_shared_buckets_like_the_local_limiter(redis_url: str) -> None:
+    from mloop.gateway import LocalLimiter
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        a, b = pair(redis_url, rpm=60, tpm=6000, max_concurrency=3)
+        local = LocalLimiter(deployments(rpm=60, tpm=6000, max_concurrency=3), 0.0)
+        for lim in (a, local):
+            assert (await lim.try_acquire("big", 100, 0.0)).ok
+            assert (await lim.try_acquire("big", 50, 0.0)).ok
+        seen_by_b = await b.usage("big", 0.0)
+        seen_locally = await local.usage("big", 0.0)
+        lease = (await a.try_acquire("big", 10, 0.0)).lease
+        assert lease is not None
+        await a.observe(lease, Observation(rate_limited=True, retry_after_s=30.0), 0.0)
+        blocked = await b.usage("big", 0.0)
+        await close(a, b)
+        return seen_by_b, seen_locally, blocked
+
+    seen_by_b, seen_locally, blocked = asyncio.run(scenario())
+    assert seen_by_b.inflight == seen_locally.inflight == 2
+    assert seen_by_b.max_concurrency == 3
+    assert seen_by_b.request_capacity == seen_locally.request_capacity == 60
+    assert seen_by_b.token_capacity == seen_locally.token_capacity == 6000
+    # Redis refills by its own clock between calls: a few milliseconds' worth at most.
+    assert seen_by_b.requests_remaining == pytest.approx(seen_locally.requests_remaining, abs=0.1)
+    assert seen_by_b.tokens_remaining == pytest.approx(seen_locally.tokens_remaining, abs=5)
+    assert blocked.inflight == 3 and 29 < blocked.blocked_for_s <= 30
+    assert blocked.requests_remaining <= 0.1

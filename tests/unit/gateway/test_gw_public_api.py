@@ -19,6 +19,7 @@ def test_public_names_are_exactly_these() -> None:
         "Gateway",
         "GatewayConfig",
         "GatewayMetrics",
+        "GatewayTracer",
         "Job",
         "JobRunner",
         "JobStore",
@@ -32,6 +33,7 @@ def test_public_names_are_exactly_these() -> None:
         "PromptRegistry",
         "PromptTemplate",
         "PromptVersion",
+        "QuotaUse",
         "Route",
         "SqlJobStore",
         "SqlLedger",
@@ -39,11 +41,13 @@ def test_public_names_are_exactly_these() -> None:
         "Verdict",
         "ab_decision",
         "assign_arm",
+        "budget_caps",
         "create_app",
         "error_body",
         "evaluate",
         "exact_match",
         "gate_verdict",
+        "gateway_status",
         "json_schema_valid",
         "ledger_for",
         "llm_judge",
@@ -52,6 +56,7 @@ def test_public_names_are_exactly_these() -> None:
         "numeric_tolerance",
         "parse_config",
         "regex_match",
+        "spend_report",
     ]
     for name in mloop.gateway.__all__:
         obj = getattr(mloop.gateway, name)

@@ -178,3 +178,26 @@ def test_an_unconfigured_limit_is_learned_from_the_header() -> None:
     _observed(q, Observation(limit_requests=120, remaining_requests=100, reset_requests_s=10))
     assert q.requests.rate == pytest.approx(2.0)  # 120 per the configured 60 s window
     assert q.requests.capacity == pytest.approx(120)
+
+
+def test_usage_says_what_is_left_in_flight_and_how_long_blocked() -> None:
+    q = Quota(
+        rpm=60,
+        tpm=6000,
+        max_concurrency=4,
+        window_s=60.0,
+        request_capacity=60,
+        token_capacity=6000,
+        now=0.0,
+    )
+    mark = q.take(100, 0.0)
+    q.take(200, 0.0)
+    use = q.usage(0.0)
+    assert (use.requests_remaining, use.tokens_remaining, use.inflight) == (58, 5700, 2)
+    assert (use.request_capacity, use.token_capacity, use.max_concurrency) == (60, 6000, 4)
+    assert use.blocked_for_s == 0
+    assert q.usage(1.0).requests_remaining == 59  # one request refilled per second
+    q.observe(Observation(rate_limited=True, retry_after_s=5.0), mark, 100, 1.0)
+    blocked = q.usage(2.0)
+    assert blocked.blocked_for_s == 4.0 and blocked.requests_remaining <= 1.0
+    assert blocked.to_dict()["blocked_for_s"] == 4.0
