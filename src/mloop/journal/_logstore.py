@@ -443,7 +443,7 @@ def _monitoring_of(part: Path) -> pa.Table:
     (a retried compaction may rewrite a part under the same name), else rebuilt."""
     target = _monitoring_path(part)
     try:
-        table = pq.read_table(target)
+        table = pq.read_table(target, memory_map=True)
         if (table.schema.metadata or {}).get(b"mloop.source") == _source_tag(part):
             return table
     except (OSError, pa.ArrowException):

@@ -165,6 +165,8 @@ class _Logged:
             return self
         keep = pc.equal(self.table.column("version"), version)
         mask = keep.to_numpy(zero_copy_only=False)
+        if mask.all():
+            return self  # one version served them all: no copy of every column
         bad = None if self.violations is None else self.violations[mask]
         return _Logged(self.table.filter(keep), self.labels[mask], bad)
 
