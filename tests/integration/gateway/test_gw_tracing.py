@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mloop._clock import ManualClock
@@ -25,18 +24,6 @@ from mloop.gateway.testing import MockModel, MockProvider, mock_tokens
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 HELLO = {"model": "smart", "messages": MESSAGES, "max_tokens": 20, "temperature": 0.3}
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    """Spans of this process, kept in memory (one SDK provider per process)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
 
 
 def gateway(provider: MockProvider, **config: Any) -> Gateway:

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mloop.config import Settings
@@ -32,18 +31,6 @@ class ListSink:
 
     def submit(self, record: Mapping[str, Any]) -> None:
         self.records.append(record)
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    """Spans of this process, kept in memory (one SDK provider per process)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
 
 
 @pytest.fixture(params=[True, False], ids=["fast-routes", "fastapi-routes"])
