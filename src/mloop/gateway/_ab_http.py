@@ -39,7 +39,7 @@ def parse_feedback(body: Mapping[str, Any]) -> tuple[float, str | None, str | No
         )
     if "thumbs" in body:
         thumbs = body["thumbs"]
-        if thumbs not in _THUMBS:
+        if not isinstance(thumbs, str) or thumbs not in _THUMBS:
             raise InvalidInput(
                 f"thumbs={str(thumbs)[:20]!r} must be 'up' or 'down'.", param="thumbs"
             )

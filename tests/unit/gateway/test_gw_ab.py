@@ -106,6 +106,8 @@ def test_feedback_bodies() -> None:
     for body, message in [
         ({"thumbs": "up"}, "request_id"),
         ({"request_id": "r", "thumbs": "meh"}, "'up' or 'down'"),
+        ({"request_id": "r", "thumbs": ["up"]}, "'up' or 'down'"),  # not a 500
+        ({"request_id": "r", "thumbs": {"up": 1}}, "'up' or 'down'"),
         ({"request_id": "r", "score": 2}, "between 0 and 1"),
         ({"request_id": "r", "score": True}, "number from 0 to 1"),
         ({"request_id": "r"}, "number from 0 to 1"),
