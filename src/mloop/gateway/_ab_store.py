@@ -112,7 +112,7 @@ class ExperimentStore:
             row = conn.execute(sa.select(x).where(x.c.id == experiment_id)).first()
         if row is None:
             raise NotFound(
-                f"No A/B experiment {experiment_id!r}. List them with: mloop gateway ab status",
+                f"No A/B experiment {experiment_id[:80]!r}. List them with: mloop gateway ab status",
                 param="experiment",
             )
         return _experiment(row)
