@@ -11,16 +11,19 @@ a computed load is ``Monitor.status`` (the library's own computation, which the 
 only regroups and renders). Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dashboard/monitor_page.py [--hours 168]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -44,9 +47,10 @@ def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame
     return pd.DataFrame(rng.normal(loc=shift, size=(n, len(FEATURES))), columns=FEATURES)
 
 
-def fill(home: str, hours: int) -> tuple[Registry, int]:
+def fill(home: str, hours: int, database_url: str | None = None) -> tuple[Registry, int]:
     """Register the model and log ``hours`` of traffic ending now; return rows logged."""
-    settings = load_settings(env={}, config_file=None, home=home)
+    extra = {"database_url": database_url} if database_url else {}
+    settings = load_settings(env={}, config_file=None, home=home, **extra)
     registry = Registry(settings)
     rng = np.random.default_rng(0)
     x = _frame(rng, 5000)
@@ -92,6 +96,32 @@ def fill(home: str, hours: int) -> tuple[Registry, int]:
     return registry, logged
 
 
+@contextlib.contextmanager
+def scratch(server: str | None) -> Iterator[str | None]:
+    """A fresh database on ``server`` for the run, dropped afterwards (None: no server)."""
+    if not server:
+        yield None
+        return
+    import sqlalchemy as sa
+
+    name = f"mloop_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server + "postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ),
+                {"n": name},
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
 def timed(fn, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
     out = []
     for _ in range(repeat):
@@ -105,10 +135,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hours", type=int, default=168)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="log into a scratch database on this PostgreSQL server "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/) instead of Parquet",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mloop-dash-bench-") as home:
+    with (
+        tempfile.TemporaryDirectory(prefix="mloop-dash-bench-") as home,
+        scratch(args.postgres) as database_url,
+    ):
         t0 = time.perf_counter()
-        registry, logged = fill(home, args.hours)
+        registry, logged = fill(home, args.hours, database_url)
         print(
             f"logged {logged:,} predictions over {args.hours} h in {time.perf_counter() - t0:.1f} s"
         )

@@ -12,6 +12,7 @@ __all__ = [
     "alert_state",
     "metadata",
     "monitor_feedback",
+    "monitor_prediction_columns",
     "monitor_predictions",
     "spool_checkpoints",
 ]
@@ -37,6 +38,20 @@ monitor_predictions = sa.Table(
     sa.Index("ix_monitor_predictions_model_ts", "model", "ts"),
     sa.Index("ix_monitor_predictions_request", "request_id", "row"),
     sa.Index("ix_monitor_predictions_entity", "entity_key"),
+)
+
+# One row per compacted batch and model: its rows' monitoring table (``_columns``) as
+# Parquet bytes, written in the same transaction as the rows.
+monitor_prediction_columns = sa.Table(
+    "monitor_prediction_columns",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("ts_min", sa.Float, nullable=False),
+    sa.Column("ts_max", sa.Float, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("ix_monitor_prediction_columns_model_ts", "model", "ts_max", "ts_min"),
 )
 
 monitor_feedback = sa.Table(

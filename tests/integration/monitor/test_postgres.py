@@ -44,3 +44,23 @@ def test_postgres_log_status_feedback_and_alert_state(pg_world: World) -> None:
     assert alerter.state("drift").status == "firing"
     assert monitor.prune("1s") == 300  # everything was logged long before the clock's now
     monitor.close()
+
+
+def test_monitoring_rows_stay_exact_when_prune_cuts_through_a_batch(pg_world: World) -> None:
+    """A batch's monitoring table outlives rows pruned out of it: reads over those rows
+    are answered from the rows themselves, never with the pruned ones."""
+    log = PredictionLog(pg_world.settings)
+    frame, _ = make_data(10, seed=3)
+    for i in range(10):  # one compacted batch spanning ten seconds
+        pg_world.log(log, frame.iloc[[i]], START + i)
+    log.close()
+    monitor = Monitor(pg_world.settings, pg_world.registry, clock=ManualClock(START + 60))
+    monitor.compact()
+    store = monitor.store
+    whole = store.monitoring_rows("churn", START, START + 60)
+    assert whole is not None and whole.num_rows == 10
+    store.prune(START + 5)
+    kept = store.monitoring_rows("churn", START, START + 60)
+    assert kept is not None
+    assert kept.column("ts").to_pylist() == [START + i for i in range(5, 10)]
+    assert kept.column("i:age").to_pylist() == whole.column("i:age").to_pylist()[5:]

@@ -16,13 +16,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
+import sqlalchemy as sa
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from mloop._clock import ManualClock
+from mloop.journal._live_tables import monitor_prediction_columns
 from mloop.journal._log import PredictionLog
 from mloop.monitor._service import Monitor
 
@@ -139,14 +140,17 @@ def _register_second_version(world: World) -> None:
     world.registry.register(model, "churn", training_data=x, target=y)
 
 
-@pytest.fixture(scope="module")
-def numbers(world: World) -> dict[str, Any]:
+def _logged(world: World) -> Monitor:
     _register_second_version(world)
     ids = _log_traffic(world)
     mon = Monitor(world.settings, world.registry, clock=ManualClock(START + 2 * 3600))
     mon.compact()
     mon.feedback(_labels(ids))
     mon.compact()
+    return mon
+
+
+def _numbers(mon: Monitor) -> dict[str, Any]:
     status = mon.status("churn", since=START, until=START + 7200, window="1h")
     one = mon.status("churn", since=START, until=START + 7200, window="1h", version=1)
     versions = mon.observe_versions("churn", [1, 2], since=START, until=START + 7200)
@@ -159,7 +163,20 @@ def numbers(world: World) -> dict[str, Any]:
     )
 
 
-def test_status_on_awkward_traffic_matches_the_golden_numbers(numbers: dict[str, Any]) -> None:
+def test_status_on_awkward_traffic_matches_the_golden_numbers(world: World) -> None:
+    numbers = _numbers(_logged(world))  # Parquet log store
     if os.environ.get("MLOOP_WRITE_GOLDEN"):
         GOLDEN.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n")
     assert numbers == json.loads(GOLDEN.read_text())
+
+
+def test_the_postgresql_log_store_gives_the_same_numbers(pg_world: World) -> None:
+    mon = _logged(pg_world)
+    golden = json.loads(GOLDEN.read_text())
+    assert _numbers(mon) == golden  # from the monitoring tables kept with each batch
+    with mon.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        kept = conn.execute(sa.select(sa.func.count()).select_from(monitor_prediction_columns))
+        assert kept.scalar_one() > 0
+        # as a log compacted before monitoring tables were kept: decoded from its rows
+        conn.execute(sa.delete(monitor_prediction_columns))
+    assert _numbers(mon) == golden
