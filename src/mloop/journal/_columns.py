@@ -124,10 +124,13 @@ def _probability_columns(outputs: Sequence[Any]) -> list[tuple[pa.Field, pa.Arra
         if inferred is not None and all(
             pa.types.is_integer(a.type) or pa.types.is_floating(a.type) for _, a in inferred
         ):
-            return [
-                (pa.field(PROBABILITY + name, pa.float64()), a.cast(pa.float64()))
-                for name, a in inferred
-            ]
+            try:
+                return [
+                    (pa.field(PROBABILITY + name, pa.float64()), a.cast(pa.float64()))
+                    for name, a in inferred
+                ]
+            except pa.ArrowInvalid:
+                pass  # an integer with no exact double (2**60): converted one by one below
     classes: dict[str, None] = {}
     for probs in rows:
         if isinstance(probs, Mapping):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,8 @@ __all__ = [
     "prediction_rows",
     "rows_frame",
 ]
+
+log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = (
     "request_id",
@@ -308,7 +311,11 @@ class ParquetLogStore:
                 os.fsync(handle.fileno())
             os.replace(tmp, folder / name)
             if stream == "predictions":
-                _write_monitoring(folder / name, table)
+                try:
+                    _write_monitoring(folder / name, table)
+                except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+                    # derived data must never hold up the log: the reader rebuilds it
+                    log.warning("no monitoring table for %s yet: %s", folder / name, exc)
         self._save(writer, SpoolPosition(start.segment, end), None)
 
     def _tables(self, stream: str, records: Sequence[Mapping[str, Any]]) -> dict[Path, pa.Table]:

@@ -137,3 +137,24 @@ def test_a_missing_torn_or_stale_monitoring_table_is_rebuilt_from_the_part(
     again = store.monitoring_rows("churn", TS, TS + 10)
     assert again is not None and again.equals(table)
     assert np.array_equal(again.column("ts").to_numpy(), table.column("ts").to_numpy())
+
+
+def test_odd_model_outputs_never_stop_the_table_from_being_built() -> None:
+    whole = monitoring_table(
+        stored(
+            [{}, {}], [{"probabilities": {"a": 2**60, "b": 0}}, {"probabilities": {"a": 1, "b": 0}}]
+        )
+    )
+    assert whole.column("p:a").to_pylist() == [float(2**60), 1.0]
+    table = monitoring_table(
+        stored(
+            [{}, {}, {}],
+            [
+                {"probabilities": {"a": 2**60, "b": 0}},  # no exact float64 for it
+                {"probabilities": {"a": "high", "b": None}},
+                {"label": "a"},
+            ],
+        )
+    )
+    assert table.column("p:a").to_pylist() == [float(2**60), None, None]
+    assert probability_matrix(table, ["a", "b"]) is None  # rows 2 and 3 lack them
