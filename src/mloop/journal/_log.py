@@ -253,15 +253,7 @@ class DurableLog:
                     self._cond.notify_all()
                 self._resolve(end_seq, exc)
                 return
-            with self._cond:
-                self._durable = end_seq
-                order, pending = self._pending_order, self._pending_ids
-                while order and order[0][0] <= end_seq:
-                    seq, key = order.popleft()
-                    if pending.get(key) == seq:
-                        del pending[key]
-                self._cond.notify_all()
-            self._resolve(end_seq, None)
+            self._mark_durable(end_seq)
 
     def _run_syncer(self) -> None:
         """Write-through mode: frames are already written; fsync them in groups."""

@@ -54,22 +54,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = (
-    "request_id",
-    "row",
-    "ts",
-    "model",
-    "version",
-    "inputs",
-    "outputs",
-    "prediction",
-    "value",
-    "score",
-    "latency_ms",
-    "entity_key",
-)
-FEEDBACK_COLUMNS = ("request_id", "row", "entity_key", "label", "ts", "model")
-
 PREDICTION_SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),
@@ -96,6 +80,8 @@ _FEEDBACK_SCHEMA = pa.schema(
         ("model", pa.string()),
     ]
 )
+PREDICTION_COLUMNS = tuple(PREDICTION_SCHEMA.names)
+FEEDBACK_COLUMNS = tuple(_FEEDBACK_SCHEMA.names)
 
 
 def _json(value: Any) -> str:
@@ -450,9 +436,9 @@ def _monitoring_of(part: Path) -> pa.Table:
     (a retried compaction may rewrite a part under the same name), else rebuilt."""
     target = _monitoring_path(part)
     try:
-        table = pq.read_table(target, memory_map=True)
-        if (table.schema.metadata or {}).get(b"mloop.source") == _source_tag(part):
-            return table
+        # the tag is in the footer: a stale table is found without reading its rows
+        if (pq.read_schema(target).metadata or {}).get(b"mloop.source") == _source_tag(part):
+            return pq.read_table(target, memory_map=True)
     except (OSError, pa.ArrowException):
         pass  # missing or torn: rebuilt below
     return _write_monitoring(part, pq.read_table(part, schema=PREDICTION_SCHEMA))
