@@ -19,8 +19,7 @@ import pyarrow as pa
 from mloop.journal import FEATURE, as_new_class, feature_values, probability_matrix
 from mloop.monitor._cbpe import estimate_performance
 from mloop.monitor._counting import count_windows
-from mloop.monitor._drift import DriftReport
-from mloop.monitor._drift_windows import drift_over_windows
+from mloop.monitor._drift import DriftReport, drift_over_windows
 from mloop.monitor._metrics import classification_metrics, regression_metrics
 from mloop.monitor._reference import Reference, as_reference
 

@@ -1,4 +1,5 @@
-"""Drift of many windows at once equals drift_from_counts window by window."""
+"""Drift of many windows at once equals drift_from_counts window by window (each window
+is tested on its own, whatever windows stand beside it)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import pandas as pd
 import pytest
 
 from mloop.monitor._counting import WindowCounts
-from mloop.monitor._drift import drift_from_counts
-from mloop.monitor._drift_windows import drift_over_windows
+from mloop.monitor._drift import drift_from_counts, drift_over_windows
 from mloop.monitor._reference import as_reference
 
 
