@@ -244,31 +244,31 @@ def drift_over_windows(
                 f"Column {name!r}: {cur.shape[1]} current counts for {ref.size} reference slots."
             )
         m = METHODS[_method_for(col.kind, method)]
-        effect = np.asarray(m.statistic(ref, cur))
-        empty = (ref.sum() == 0) | (cur.sum(axis=1) == 0)
-        p = np.where(empty, 1.0, m.p_value(effect, ref, cur))
-        columns.append((col, ref, cur, m, effect, p, empty))
-    levels = np.zeros((n, len(columns)))
-    rejects = np.zeros((n, len(columns)), dtype=bool)
-    for w in range(n):
-        levels[w], rejects[w] = holm([float(c[5][w]) for c in columns], alpha)
-    per_window: list[list[ColumnDrift]] = [[] for _ in range(n)]
-    for j, (col, ref, cur, m, effect, p, empty) in enumerate(columns):
-        floor = _min_effect(min_effect, col.name, m.min_effect)
-        null_q = np.where(empty, np.inf, m.null_quantile(levels[:, j], ref, cur))
-        threshold = np.maximum(floor, null_q)
-        drifted = rejects[:, j] & (effect >= threshold)
         metrics: dict[str, Any] = {
             "psi": psi(ref, cur),
             "js_distance": js_distance(ref, cur),
-            "missing_share": np.where(
-                cur.sum(axis=1) > 0, cur[:, -1] / np.maximum(cur.sum(axis=1), 1), 0.0
-            ),
             "chi2_p_value": chi2_p_value(ref, cur),
         }
         if col.kind == "numeric":
             metrics["ks"] = ks_binned(ref, cur)
             metrics["wasserstein"] = wasserstein_normed(ref, cur, col.edges, col.std, col.positions)
+        # the verdict's statistic is one of the metrics: computed once
+        effect = np.asarray(metrics["js_distance" if m.name == "js" else m.name])
+        empty = (ref.sum() == 0) | (cur.sum(axis=1) == 0)
+        p = np.where(empty, 1.0, m.p_value(effect, ref, cur))
+        columns.append((col, ref, cur, m, effect, p, empty, metrics))
+    levels = np.zeros((n, len(columns)))
+    rejects = np.zeros((n, len(columns)), dtype=bool)
+    for w in range(n):
+        levels[w], rejects[w] = holm([float(c[5][w]) for c in columns], alpha)
+    per_window: list[list[ColumnDrift]] = [[] for _ in range(n)]
+    for j, (col, ref, cur, m, effect, p, empty, metrics) in enumerate(columns):
+        floor = _min_effect(min_effect, col.name, m.min_effect)
+        null_q = np.where(empty, np.inf, m.null_quantile(levels[:, j], ref, cur))
+        threshold = np.maximum(floor, null_q)
+        drifted = rejects[:, j] & (effect >= threshold)
+        totals = cur.sum(axis=1)
+        missing_share = np.where(totals > 0, cur[:, -1] / np.maximum(totals, 1), 0.0)
         missing_ref = float(ref[-1] / ref.sum()) if ref.sum() else 0.0
         labels, ref_list = col.slot_labels, ref.tolist()
         for w in range(n):
@@ -289,7 +289,7 @@ def drift_over_windows(
                     metrics={
                         "psi": float(metrics["psi"][w]),
                         "js_distance": float(metrics["js_distance"][w]),
-                        "missing_share": float(metrics["missing_share"][w]),
+                        "missing_share": float(missing_share[w]),
                         "missing_share_reference": missing_ref,
                         "chi2_p_value": float(metrics["chi2_p_value"][w]),
                         **{k: float(metrics[k][w]) for k in ("ks", "wasserstein") if k in metrics},

@@ -112,7 +112,7 @@ def chi2_p_value(ref: np.ndarray, cur: np.ndarray) -> np.ndarray | float:
         stat = _used_sum((ref - e0) ** 2 / e0, used) + _used_sum((c - e1) ** 2 / e1, used)
     slots = used.sum(axis=1)
     trivial = (slots < 2) | (n0 == 0) | (n1 == 0)
-    p = special.chdtrc(np.maximum(slots - 1, 1), np.nan_to_num(stat))
+    p = special.chdtrc(np.maximum(slots - 1, 1), np.where(trivial, 0.0, stat))
     return _shaped(np.where(trivial, 1.0, p), cur)
 
 
@@ -145,9 +145,8 @@ def wasserstein_normed(
     if pos is None:
         pos = bin_positions(edges)
     gaps = pos[1:] - pos[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cdf = np.abs(r.cumsum()[:-1] / nr - c.cumsum(axis=1)[:, :-1] / nc[:, None])
-    dist = np.where(nc == 0, 0.0, (np.nan_to_num(cdf) * gaps).sum(axis=1))
+    cdf = np.abs(r.cumsum()[:-1] / nr - c.cumsum(axis=1)[:, :-1] / np.maximum(nc, 1)[:, None])
+    dist = np.where(nc == 0, 0.0, (cdf * gaps).sum(axis=1))
     if not scale or not np.isfinite(scale) or scale <= 0:
         scale = float(pos[-1] - pos[0]) / 4.0 or 1.0
     return _shaped(dist / scale, cur)
