@@ -1,10 +1,14 @@
-"""Servers the end-to-end tests start as processes: a free port, and waiting until one answers."""
+"""What the end-to-end tests run as processes: the ``mloop`` CLI, and servers (a free port,
+and waiting until one answers)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,3 +39,20 @@ def wait_ready(
             return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+def run_mloop(home: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """``mloop ARGS`` in its own process on the home ``home`` (``check``: fail the test,
+    with its output, when it exits non-zero)."""
+    env = {**os.environ, "MLOOP_HOME": str(home), "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mloop", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mloop {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from processes import run_mloop
 
-
-def mloop(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLOOP_HOME": str(home), "COLUMNS": "200"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mloop", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"mloop {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+mloop = functools.partial(run_mloop, check=True)
 
 
 @pytest.fixture(scope="module")

